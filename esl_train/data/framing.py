@@ -1,0 +1,56 @@
+"""Events -> spike tensors: tonic's ToFrame bins the events, clipped to one spike per pixel and step."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tonic.transforms import ToFrame
+
+
+def events_to_spikes(events: np.ndarray, sensor_size: tuple[int, int, int], steps: int, duration_us: float | None = None):
+    """Bin events into `steps` equal time windows and return a bool array (P, H, W, steps).
+
+    `duration_us` fixes the window (for sets whose samples share a length); else each sample is
+    stretched over its own span, as tonic's `n_time_bins` does."""
+    if len(events):
+        start = 0 if duration_us is not None else int(events["t"][0])
+        end = duration_us if duration_us is not None else int(events["t"][-1]) + 1
+    else:
+        start, end = 0, steps
+    window = max((end - start) / steps, 1)
+    frames = ToFrame(sensor_size=sensor_size, time_window=window, start_time=start, end_time=end)(events)
+    spikes = np.zeros((steps, *frames.shape[1:]), bool)
+    spikes[: min(steps, len(frames))] = frames[:steps] > 0
+    return np.moveaxis(spikes, 0, -1)
+
+
+class FramedEvents(torch.utils.data.Dataset):
+    """A tonic event data set seen as (spikes (P, H, W, T) float, label) pairs, framed on the fly."""
+
+    def __init__(self, events_dataset, sensor_size, steps: int, transform=None):
+        self.events = events_dataset
+        self.sensor_size = sensor_size
+        self.steps = steps
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, i):
+        events, label = self.events[i]
+        if self.transform is not None:
+            events = self.transform(events)
+        return torch.from_numpy(events_to_spikes(events, self.sensor_size, self.steps)).float(), int(label)
+
+
+class BoolSpikes(torch.utils.data.Dataset):
+    """Spike tensors kept in memory as bool (8x smaller than float), handed out as float."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i].float(), self.y[i]

@@ -1,0 +1,167 @@
+"""The ESL mask evolver: one object beside the optimizer that owns every layer's synapse mask.
+
+Like rigl-torch's RigLScheduler it is called once per training step, after `optimizer.step()`; like
+`torch.nn.utils.prune` it applies the masks through hooks, so the model code never sees them:
+a forward pre-hook zeroes pruned weights before each use, and a gradient hook zeroes their gradient
+(keeping a copy of the dense gradient when the next update needs it for regrowth). Every
+`update_interval` steps it drops the weakest active synapses of each layer and grows as many
+inactive ones, so each layer's synapse count never changes."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .allocation import layer_counts
+from .rules import drop_weakest, grow
+
+
+@dataclass
+class EvolverConfig:
+    density: float
+    allocation: str = "er"
+    evolve: bool = True  # False: a fixed random mask (static sparse training)
+    regrow: str = "gradient"
+    drop_fraction: float = 0.3
+    update_interval: int = 50  # training steps between mask updates
+    evolve_until: float = 0.75  # fraction of training after which masks stay fixed
+    schedule: str = "cosine"
+    rescale_init: bool = True  # scale initial weights by 1/sqrt(layer density) to keep input variance
+
+
+class MaskEvolver:
+    def __init__(self, weights: dict[str, tuple[torch.nn.Module, torch.nn.Parameter]],
+                 optimizer: torch.optim.Optimizer, config: EvolverConfig, total_steps: int, seed: int = 0):
+        """`weights` maps a layer name to (module whose forward uses the weight, weight parameter)."""
+        self.config = config
+        self.optimizer = optimizer
+        self.total_steps = total_steps
+        self.weights = {k: w for k, (_, w) in weights.items()}
+        self.generator = torch.Generator().manual_seed(seed)
+        self.counts = layer_counts({k: tuple(w.shape) for k, w in self.weights.items()}, config.density,
+                                   config.allocation)
+        self.masks = {k: self._random_mask(w, self.counts[k]) for k, w in self.weights.items()}
+        self.step_count = 0
+        self.history: list[dict] = []  # one entry per mask update: step, drop fraction, swaps per layer
+        self.seconds = 0.0  # wall time spent in mask updates
+        self._dense_grads: dict[str, torch.Tensor] = {}
+        self._capture = self._needs_dense_grad(1)
+        self._hooks = []
+        with torch.no_grad():
+            for k, w in self.weights.items():
+                w.mul_(self.masks[k])
+                if config.rescale_init:
+                    w.mul_(1 / math.sqrt(self.counts[k] / w.numel()))
+        for k, (module, w) in weights.items():
+            self._hooks.append(module.register_forward_pre_hook(self._mask_weight_hook(k)))
+            self._hooks.append(w.register_hook(self._mask_grad_hook(k)))
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _mask_weight_hook(self, name):
+        def hook(module, args):
+            self.weights[name].data.mul_(self.masks[name])
+        return hook
+
+    def _mask_grad_hook(self, name):
+        def hook(grad):
+            if self._capture:
+                self._dense_grads[name] = grad.detach().clone()
+            return grad * self.masks[name]
+        return hook
+
+    # -- schedule ------------------------------------------------------------------------------
+    def drop_fraction(self, step: int) -> float:
+        """Fraction of each layer's active synapses swapped at `step` (0 once evolution has ended)."""
+        end = self.config.evolve_until * self.total_steps
+        if not self.config.evolve or step >= end:
+            return 0.0
+        if self.config.schedule == "constant":
+            return self.config.drop_fraction
+        return self.config.drop_fraction / 2 * (1 + math.cos(math.pi * step / end))
+
+    def is_update_step(self, step: int) -> bool:
+        return step % self.config.update_interval == 0 and self.drop_fraction(step) > 0
+
+    def _needs_dense_grad(self, step: int) -> bool:
+        return self.config.regrow == "gradient" and self.is_update_step(step)
+
+    # -- the per-step call ---------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self) -> bool:
+        """Call after optimizer.step(). Re-applies the masks; evolves them when due. True if it did."""
+        self.step_count += 1
+        for k, w in self.weights.items():
+            w.mul_(self.masks[k])
+        updated = self.is_update_step(self.step_count)
+        if updated:
+            start = time.perf_counter()
+            self._update(self.drop_fraction(self.step_count))
+            self.seconds += time.perf_counter() - start
+        self._dense_grads.clear()
+        self._capture = self._needs_dense_grad(self.step_count + 1)
+        return updated
+
+    def _update(self, fraction: float) -> None:
+        swaps = {}
+        for k, w in self.weights.items():
+            mask = self.masks[k]
+            active = int(mask.sum())
+            n = min(round(fraction * active), mask.numel() - active)
+            if n == 0:
+                swaps[k] = 0
+                continue
+            dropped = drop_weakest(w, mask, n)
+            grown = grow(self.config.regrow, ~mask, n, self._dense_grads.get(k), self.generator)
+            changed = dropped | grown
+            mask.logical_and_(~dropped).logical_or_(grown)
+            w.masked_fill_(changed, 0.0)  # grown synapses start at zero (RigL)
+            self._reset_optimizer_state(w, changed)
+            swaps[k] = n
+        self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
+
+    def _reset_optimizer_state(self, w: torch.Tensor, changed: torch.Tensor) -> None:
+        """Zero momentum (and Adam's second moment) of changed synapses so stale state cannot move them."""
+        for value in self.optimizer.state.get(w, {}).values():
+            if torch.is_tensor(value) and value.shape == w.shape:
+                value.masked_fill_(changed, 0.0)
+
+    def _random_mask(self, w: torch.Tensor, count: int) -> torch.Tensor:
+        """Erdős–Rényi random graph with exactly `count` edges: each synapse equally likely."""
+        mask = torch.zeros(w.numel(), dtype=torch.bool)
+        mask[torch.randperm(w.numel(), generator=self.generator)[:count]] = True
+        return mask.view(w.shape)
+
+    # -- reporting and checkpoints -------------------------------------------------------------
+    def active(self) -> dict[str, int]:
+        return {k: int(m.sum()) for k, m in self.masks.items()}
+
+    def density(self) -> float:
+        return sum(self.active().values()) / sum(m.numel() for m in self.masks.values())
+
+    def state_dict(self) -> dict:
+        return {
+            "config": asdict(self.config),
+            "masks": {k: m.clone() for k, m in self.masks.items()},
+            "step_count": self.step_count,
+            "history": list(self.history),
+            "seconds": self.seconds,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, m in state["masks"].items():
+            self.masks[k].copy_(m)
+        self.step_count = state["step_count"]
+        self.history = list(state["history"])
+        self.seconds = state["seconds"]
+        self.generator.set_state(state["generator"])
+        self._capture = self._needs_dense_grad(self.step_count + 1)
+
+    def remove(self) -> None:
+        """Detach the hooks (the masks stay baked into the weights)."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()

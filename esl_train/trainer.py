@@ -1,0 +1,216 @@
+"""The training loop: SLAYER forward/backward, the optimizer, the mask evolver beside it, checkpoints, outputs.
+
+A run folder holds config.json, checkpoint.pt (after every epoch, enough to resume bit-for-bit),
+and at the end model.net (netx HDF5), metrics.json and training.png. Every file is written atomically."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import lava.lib.dl.slayer as slayer
+
+from .atomic import atomic_path, write_text
+from .config import TrainConfig
+from .data import SpikeData, load_dataset
+from .errors import UsageError
+from .export import export_netx, read_synapses
+from .models import SpikingNet, build
+from .plots import plot_training
+from .sparsity import EvolverConfig, MaskEvolver
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def make_loss():
+    return slayer.loss.SpikeRate(true_rate=0.2, false_rate=0.03, reduction="sum")
+
+
+def predict(output: torch.Tensor) -> torch.Tensor:
+    return slayer.classifier.Rate.predict(output)
+
+
+@torch.no_grad()
+def evaluate(net: SpikingNet, loader, loss_fn) -> tuple[float, float]:
+    net.eval()
+    correct = total = 0
+    loss = 0.0
+    for x, y in loader:
+        out = net(x)
+        loss += float(loss_fn(out, y))
+        correct += int((predict(out) == y).sum())
+        total += len(y)
+    return correct / total, loss / total
+
+
+class Run:
+    """One training run: built from a config (new) or from a run folder's checkpoint (resume)."""
+
+    def __init__(self, config: TrainConfig, folder: Path, data: SpikeData | None = None):
+        self.config = config
+        self.folder = folder
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        self.data = data or load_dataset(config.dataset, config.steps, config.data_dir, config.seed)
+        self.loader_rng = torch.Generator().manual_seed(config.seed)
+        self.train_loader = torch.utils.data.DataLoader(self.data.train, batch_size=config.batch_size, shuffle=True,
+                                                        generator=self.loader_rng)
+        self.test_loader = torch.utils.data.DataLoader(self.data.test, batch_size=256)
+        self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.loss_fn = make_loss()
+        self.total_steps = config.epochs * len(self.train_loader)
+        self.evolver = None
+        if config.method != "dense":
+            ev = config.evolver_settings()
+            ev["update_interval"] = ev.get("update_interval") or len(self.train_loader)  # 0: once per epoch
+            weights = {k: (b.synapse, b.synapse.weight) for k, b in self.net.weighted_blocks().items()}
+            self.evolver = MaskEvolver(weights, self.optimizer, EvolverConfig(density=config.density, **ev),
+                                       self.total_steps, seed=config.seed)
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.train_seconds = 0.0
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        state = {
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "evolver": self.evolver.state_dict() if self.evolver else None,
+            "history": self.history,
+            "train_seconds": self.train_seconds,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "loader": self.loader_rng.get_state()},
+        }
+        with atomic_path(self.folder / CHECKPOINT) as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self) -> None:
+        state = torch.load(self.folder / CHECKPOINT, weights_only=False)
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.evolver:
+            self.evolver.load_state_dict(state["evolver"])
+        self.epoch, self.history, self.train_seconds = state["epoch"], state["history"], state["train_seconds"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        self.loader_rng.set_state(state["rng"]["loader"])
+
+    # -- training ------------------------------------------------------------------------------
+    def layer_density(self) -> dict[str, float]:
+        if self.evolver is None:
+            return {k: 1.0 for k in self.net.weighted_blocks()}
+        return {k: int(m.sum()) / m.numel() for k, m in self.evolver.masks.items()}
+
+    def swapped(self) -> dict[str, int]:
+        total = {k: 0 for k in self.net.weighted_blocks()}
+        for update in self.evolver.history if self.evolver else []:
+            for k, n in update["swaps"].items():
+                total[k] += n
+        return total
+
+    def fit(self, progress: bool = True) -> None:
+        cfg = self.config
+        bar = tqdm(total=self.total_steps, initial=self.epoch * len(self.train_loader), unit="step",
+                   desc=f"{cfg.method} d={cfg.density:g}", disable=not progress, dynamic_ncols=True)
+        while self.epoch < cfg.epochs:
+            self.net.train()
+            correct = seen = 0
+            loss_sum = 0.0
+            start = time.perf_counter()
+            for x, y in self.train_loader:
+                out = self.net(x)
+                loss = self.loss_fn(out, y)
+                if not torch.isfinite(loss):
+                    raise UsageError(f"loss became {float(loss)} in epoch {self.epoch + 1}; the last good checkpoint "
+                                     f"is kept in {self.folder} - lower --lr and run again with --resume")
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                if self.evolver:
+                    self.evolver.step()
+                loss_sum += float(loss)
+                correct += int((predict(out) == y).sum())
+                seen += len(y)
+                bar.update()
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                                density=f"{self.evolver.density() if self.evolver else 1:.3f}")
+            self.train_seconds += time.perf_counter() - start
+            test_acc, test_loss = evaluate(self.net, self.test_loader, self.loss_fn)
+            self.epoch += 1
+            self.history.append({
+                "epoch": self.epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                "test_loss": test_loss, "test_accuracy": test_acc,
+                "layer_density": self.layer_density(), "swapped": self.swapped(),
+            })
+            bar.write(f"epoch {self.epoch}/{cfg.epochs}  loss {loss_sum / seen:.3f}  train {correct / seen:.3f}  "
+                      f"test {test_acc:.3f}")
+            self.save_checkpoint()
+        bar.close()
+
+    # -- outputs -------------------------------------------------------------------------------
+    def finish(self) -> dict:
+        """Export model.net, count what survived in it, write metrics.json and training.png."""
+        cfg = self.config
+        meta = {"arch": cfg.arch, "dataset": cfg.dataset, "steps": cfg.steps, "input_shape": list(self.net.input_shape),
+                "num_classes": self.data.num_classes, "method": cfg.method, "density": cfg.density}
+        export_netx(self.net, self.folder / "model.net", meta)
+        file_layers = read_synapses(self.folder / "model.net")
+        masks = self.evolver.active() if self.evolver else {}
+        layers = []
+        for entry in file_layers:
+            in_mask = masks.get(entry["name"], entry["possible"])
+            layers.append({**entry, "mask_synapses": in_mask, "quantized_away": in_mask - entry["synapses"]})
+        synapses, possible = sum(l["synapses"] for l in layers), sum(l["possible"] for l in layers)
+        last = self.history[-1]
+        ev = self.evolver
+        steps = self.total_steps
+        metrics = {
+            "test_accuracy": last["test_accuracy"],
+            "train_accuracy": last["train_accuracy"],
+            "best_test_accuracy": max(h["test_accuracy"] for h in self.history),
+            "density": synapses / possible,
+            "mask_density": ev.density() if ev else 1.0,
+            "synapses": synapses,
+            "possible": possible,
+            "layers": layers,
+            "file_bytes": (self.folder / "model.net").stat().st_size,
+            "method": cfg.method, "arch": cfg.arch, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
+            "evolver": ev.config.__dict__ if ev else None,
+            "mask_updates": len(ev.history) if ev else 0,
+            "timing": {
+                "train_seconds": self.train_seconds,
+                "train_step_ms": 1000 * self.train_seconds / max(steps, 1),
+                "evolver_seconds": ev.seconds if ev else 0.0,
+                "evolver_update_ms": 1000 * ev.seconds / len(ev.history) if ev and ev.history else 0.0,
+                "evolver_share": (ev.seconds / self.train_seconds) if ev and self.train_seconds else 0.0,
+            },
+        }
+        write_text(self.folder / "metrics.json", json.dumps(metrics, indent=2))
+        write_text(self.folder / "history.json", json.dumps(self.history, indent=1))
+        plot_training(self.history, self.folder / "training.png",
+                      f"{cfg.method} {cfg.arch} on {cfg.dataset}, density {metrics['density']:.3f}, "
+                      f"test accuracy {metrics['test_accuracy']:.3f}")
+        return metrics
+
+
+def run(config: TrainConfig, folder: Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) in `folder` and return the metrics."""
+    folder.mkdir(parents=True, exist_ok=True)
+    r = Run(config, folder)
+    if resume:
+        r.load_checkpoint()
+    else:
+        write_text(folder / "config.json", json.dumps(config.to_dict(), indent=2))
+    r.fit(progress)
+    return r.finish()

@@ -1,0 +1,73 @@
+"""`python -m esl_train`: bad input answers fast with one line; a tiny run writes a complete run folder."""
+
+import json
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+
+
+def cli(*args, cwd=None, timeout=240):
+    start = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "esl_train", *args], capture_output=True, text=True, cwd=cwd,
+                       timeout=timeout)
+    return p, time.perf_counter() - start
+
+
+def test_help_is_fast():
+    p, seconds = cli("--help")
+    assert p.returncode == 0 and "--density" in p.stdout and "--method" in p.stdout
+    assert seconds < 2
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--density", "0"], "--density must be in (0, 1]"),
+    (["--density", "-0.5"], "--density must be in (0, 1]"),
+    (["--density", "1.5"], "--density must be in (0, 1]"),
+    (["--density", "nan"], "--density must be in (0, 1]"),
+    (["--density", "abc"], "invalid float value"),
+    (["--method", "magic"], "invalid choice"),
+    (["--arch", "resnet"], "invalid choice"),
+    (["--dataset", "imagenet"], "invalid choice"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--dataset", "nmnist"], "--data-dir"),
+    (["--dataset", "nmnist", "--data-dir", "/nonexistent"], "put train.zip"),
+    (["--method", "static", "--regrow", "random"], "does not evolve"),
+    (["--out", "/dev/null/run"], "cannot write"),
+])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, words):
+    p, seconds = cli(*args, cwd=tmp_path)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2, p.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], p.stderr
+    assert "Traceback" not in p.stderr and seconds < 2
+    assert list(tmp_path.iterdir()) == []  # no half-written run folder
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.net").write_text("keep me")
+    p, _ = cli("--out", str(tmp_path / "run"))
+    assert p.returncode == 2 and "--resume" in p.stderr
+    assert (tmp_path / "run" / "model.net").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_tiny_run_writes_a_complete_run_folder(tmp_path, arch):
+    out = tmp_path / "run"
+    p, _ = cli("--density", "0.2", "--arch", arch, "--epochs", "2", "--steps", "8", "--hidden", "32",
+               "--update-interval", "10", "--out", str(out), "--no-progress")
+    assert p.returncode == 0, p.stderr
+    assert {f.name for f in out.iterdir()} >= {"model.net", "metrics.json", "checkpoint.pt", "training.png",
+                                                "config.json", "history.json"}
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0 <= m["test_accuracy"] <= 1 and m["mask_updates"] > 0
+    with h5py.File(out / "model.net") as f:  # counted from the file, as stored
+        survivors = sum(int((f["layer"][k]["weight"][()] != 0).sum()) for k in f["layer"] if "weight" in f["layer"][k])
+    assert sum(l["synapses"] for l in m["layers"]) == survivors == m["synapses"]
+    assert m["density"] == pytest.approx(survivors / m["possible"])
+    assert all(l["synapses"] + l["quantized_away"] == l["mask_synapses"] for l in m["layers"])
+    assert 0.15 < m["density"] <= 0.2 + 1e-3
+    assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"

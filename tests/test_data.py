@@ -1,0 +1,113 @@
+"""The embedded event set, event framing, and the offline tonic path (N-MNIST's real binary format)."""
+
+import numpy as np
+import pytest
+import torch
+
+from esl_train.data import digits_dvs, load_dataset, tonic_sets
+from esl_train.data.framing import events_to_spikes
+from esl_train.errors import UsageError
+
+
+def _simulate(params, n=12):
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(params.seed)
+    return digits_dvs._dvs_events(digits_dvs._render(load_digits().images[:n], params), params, rng)
+
+
+def test_sensor_model_is_deterministic_for_a_seed():
+    p = digits_dvs.SensorParams()
+    (a, ao), (b, bo) = _simulate(p), _simulate(p)
+    assert np.array_equal(a, b) and np.array_equal(ao, bo)
+    c, _ = _simulate(digits_dvs.SensorParams(seed=1))
+    assert len(c) != len(a) or not np.array_equal(c, a)
+
+
+def test_events_are_tonic_style_and_inside_the_sensor():
+    p = digits_dvs.SensorParams()
+    ev, offsets = _simulate(p)
+    assert ev.dtype.names == ("x", "y", "t", "p")
+    assert ev["x"].min() >= 0 and ev["x"].max() < p.sensor and ev["y"].max() < p.sensor
+    assert ev["t"].min() >= 0 and ev["t"].max() < p.duration_us
+    assert set(np.unique(ev["p"])) == {0, 1}
+    for i in range(len(offsets) - 1):
+        s = ev[offsets[i] : offsets[i + 1]]
+        assert len(s) > 500 and np.all(np.diff(s["t"]) >= 0)  # every digit makes events, in time order
+
+
+def test_default_set_split_and_shapes(digits):
+    assert digits.input_shape == (2, 24, 24) and digits.num_classes == 10
+    assert (len(digits.train), len(digits.test)) == (1437, 360)
+    x, y = digits.train[0]
+    assert x.shape == (2, 24, 24, 8) and x.dtype == torch.float32 and set(x.unique().tolist()) <= {0.0, 1.0}
+    labels = torch.stack([digits.test[i][1] for i in range(len(digits.test))])
+    assert torch.bincount(labels).min() >= 30  # stratified: every class in the test split
+
+
+def test_cache_returns_the_generated_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESL_SNN_CACHE", str(tmp_path))
+    p = digits_dvs.SensorParams(threshold=0.6, noise_hz=0)  # a cheap variant with its own cache entry
+    first = digits_dvs.load(p)
+    assert len(list(tmp_path.glob("digits-dvs-*.npz"))) == 1
+    again = digits_dvs.load(p)
+    assert np.array_equal(first.events, again.events) and np.array_equal(first.is_test, again.is_test)
+
+
+def test_framing_puts_each_event_in_its_bin():
+    ev = np.zeros(3, digits_dvs.EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = [1, 5, 2], [0, 0, 3], [1000, 150_000, 299_000], [1, 0, 1]
+    s = events_to_spikes(ev, (6, 4, 2), steps=10, duration_us=300_000)
+    assert s.shape == (2, 4, 6, 10)
+    assert sorted(map(tuple, np.argwhere(s))) == [(0, 0, 5, 5), (1, 0, 1, 0), (1, 3, 2, 9)]
+
+
+def write_nmnist_bin(path, events):
+    """Encode events in N-MNIST's 40-bit format: x, y, polarity bit + 23-bit timestamp (µs)."""
+    raw = np.zeros((len(events), 5), np.uint8)
+    t = events["t"].astype(np.uint32)
+    raw[:, 0], raw[:, 1] = events["x"], events["y"]
+    raw[:, 2] = (events["p"].astype(np.uint32) << 7) | ((t >> 16) & 0x7F)
+    raw[:, 3], raw[:, 4] = (t >> 8) & 0xFF, t & 0xFF
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw.tobytes())
+
+
+def fake_nmnist(root, per_class=2, classes=(0, 3, 7)):
+    rng = np.random.default_rng(0)
+    written = {}
+    for split in ("Train", "Test"):
+        for c in classes:
+            for k in range(per_class):
+                ev = np.zeros(50, digits_dvs.EVENT_DTYPE)
+                ev["x"], ev["y"] = rng.integers(0, 34, 50), rng.integers(0, 34, 50)
+                ev["t"], ev["p"] = np.sort(rng.integers(0, 300_000, 50)), rng.integers(0, 2, 50)
+                f = root / "NMNIST" / split / str(c) / f"{k:05d}.bin"
+                write_nmnist_bin(f, ev)
+                written[f] = ev
+    return written
+
+
+def test_nmnist_read_through_tonic_offline(tmp_path):
+    written = fake_nmnist(tmp_path)
+    train, test, shape, classes = tonic_sets.load("nmnist", str(tmp_path), steps=10)
+    assert shape == (2, 34, 34) and classes == 10 and len(train) == 6 and len(test) == 6
+    spikes, label = train[2]  # files are listed in sorted order: class 3, first file
+    ev = written[tmp_path / "NMNIST" / "Train" / "3" / "00000.bin"]
+    assert label == 3 and spikes.shape == (2, 34, 34, 10)
+    expected = events_to_spikes(ev, (34, 34, 2), 10)
+    assert np.array_equal(spikes.numpy() > 0, expected)
+    assert expected[ev["p"][0], ev["y"][0], ev["x"][0]].any()
+
+
+@pytest.mark.parametrize("name", ["nmnist", "dvsgesture", "cifar10dvs"])
+def test_missing_real_data_says_what_to_put_where(tmp_path, name):
+    with pytest.raises(UsageError) as e:
+        tonic_sets.load(name, str(tmp_path), steps=4)
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "put" in msg and "\n" not in msg
+
+
+def test_missing_data_dir_flag():
+    with pytest.raises(UsageError, match="--data-dir"):
+        load_dataset("nmnist", steps=4)

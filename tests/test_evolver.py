@@ -1,0 +1,121 @@
+"""The mask evolver's invariants, checked on random layer shapes, densities and schedules."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from esl_train.sparsity import EvolverConfig, MaskEvolver
+
+
+class Toy(torch.nn.Module):
+    def __init__(self, shapes):
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(i, o, bias=False) for o, i in shapes)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.tanh(layer(x))
+        return x
+
+
+def make(shapes, density, regrow="gradient", evolve=True, interval=2, steps=40, seed=0, optim="adam"):
+    torch.manual_seed(seed)
+    net = Toy(shapes)
+    opt = (torch.optim.Adam(net.parameters(), lr=0.05) if optim == "adam"
+           else torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9))
+    cfg = EvolverConfig(density=density, regrow=regrow, evolve=evolve, update_interval=interval, drop_fraction=0.5,
+                        evolve_until=0.9)
+    weights = {f"l{i}": (m, m.weight) for i, m in enumerate(net.layers)}
+    return net, opt, MaskEvolver(weights, opt, cfg, total_steps=steps, seed=seed)
+
+
+def train_step(net, opt, ev, x):
+    loss = net(x).pow(2).sum() + net(x).sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return ev.step()
+
+
+dims = st.integers(2, 24)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=st.lists(st.tuples(dims, dims), min_size=1, max_size=3).map(
+           lambda s: [(o, s[i - 1][0] if i else i_) for i, (o, i_) in enumerate(s)]),
+       density=st.floats(0.05, 1.0), regrow=st.sampled_from(["gradient", "random"]),
+       optim=st.sampled_from(["adam", "sgd"]), seed=st.integers(0, 2**16))
+def test_counts_constant_pruned_zero_no_immediate_regrowth(shapes, density, regrow, optim, seed):
+    net, opt, ev = make(shapes, density, regrow, seed=seed, optim=optim)
+    counts = ev.active()
+    x = torch.randn(8, shapes[0][1])
+    updates = 0
+    for _ in range(20):
+        before = {k: m.clone() for k, m in ev.masks.items()}
+        updated = train_step(net, opt, ev, x)
+        updates += updated
+        assert ev.active() == counts  # exactly constant, every layer, every step
+        for k, w in ev.weights.items():
+            assert torch.all(w[~ev.masks[k]] == 0)  # pruned weights are exactly zero after the optimizer step
+            if updated:
+                dropped = before[k] & ~ev.masks[k]
+                assert not torch.any(dropped & ev.masks[k])
+                grown = ev.masks[k] & ~before[k]
+                assert not torch.any(grown & dropped)  # a synapse pruned in this update is not regrown in it
+    full = all(c == w.numel() for c, w in zip(counts.values(), ev.weights.values()))
+    assert updates > 0 or full
+
+
+def test_masked_gradients_and_forward_use_only_active_synapses():
+    net, opt, ev = make([(6, 5)], 0.3)
+    w = ev.weights["l0"]
+    with torch.no_grad():
+        w.fill_(1.0)  # someone writes the weights directly: the forward hook re-applies the mask
+    x = torch.randn(3, 5)
+    net(x).sum().backward()
+    assert torch.all(w[~ev.masks["l0"]] == 0)
+    assert torch.all(w.grad[~ev.masks["l0"]] == 0)
+
+
+def test_static_mask_never_changes():
+    net, opt, ev = make([(10, 12), (4, 10)], 0.2, evolve=False)
+    start = {k: m.clone() for k, m in ev.masks.items()}
+    for _ in range(10):
+        assert not train_step(net, opt, ev, torch.randn(4, 12))
+    assert all(torch.equal(start[k], ev.masks[k]) for k in start)
+
+
+def test_gradient_regrowth_picks_the_largest_dense_gradients():
+    net, opt, ev = make([(20, 30)], 0.1, interval=1, steps=100)
+    x = torch.randn(16, 30)
+    loss = net(x).pow(2).sum() + net(x).sum()
+    opt.zero_grad()
+    loss.backward()
+    dense_grad = ev._dense_grads["l0"].clone()
+    inactive = ~ev.masks["l0"]
+    before = ev.masks["l0"].clone()
+    opt.step()
+    ev.step()
+    grown = ev.masks["l0"] & ~before
+    n = int(grown.sum())
+    assert n > 0
+    best = torch.topk(torch.where(inactive, dense_grad.abs(), torch.tensor(-1.0)).flatten(), n).values
+    assert torch.allclose(dense_grad.abs()[grown].sort().values, best.sort().values)
+
+
+def test_cosine_schedule_decays_to_zero_at_evolve_until():
+    _, _, ev = make([(4, 4)], 0.5, steps=100)
+    assert ev.drop_fraction(0) == 0.5
+    assert 0 < ev.drop_fraction(45) < 0.5
+    assert ev.drop_fraction(90) == 0 and ev.drop_fraction(99) == 0
+
+
+def test_state_dict_round_trip_restores_masks_and_schedule():
+    net, opt, ev = make([(8, 9)], 0.3, regrow="random")
+    for _ in range(5):
+        train_step(net, opt, ev, torch.randn(2, 9))
+    state = ev.state_dict()
+    net2, opt2, ev2 = make([(8, 9)], 0.3, regrow="random", seed=1)
+    ev2.load_state_dict(state)
+    assert torch.equal(ev2.masks["l0"], ev.masks["l0"]) and ev2.step_count == ev.step_count
+    assert torch.equal(torch.randperm(50, generator=ev.generator), torch.randperm(50, generator=ev2.generator))
