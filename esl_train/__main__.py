@@ -6,8 +6,6 @@ mistakes answer at once, with one line that names the problem and the fix, and e
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 
 from .config import ALLOCATIONS, ARCHS, DATASETS, METHODS, PRESETS, REGROW_RULES, SCHEDULES, TrainConfig
 from .errors import UsageError
+from .quiet import import_lava_dl
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,9 +101,8 @@ def main(argv=None) -> int:
     try:
         args = parser().parse_args(argv)
         cfg, folder, resume = _prepare(args)
-        # lava-dl prints optional-dependency warnings (Prophesee toolbox, CUDA) on import; they do not apply here
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            from . import trainer
+        import_lava_dl()
+        from . import trainer
         metrics = trainer.run(cfg, folder, resume=resume, progress=not args.no_progress)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,11 +1,8 @@
-import contextlib
-import io
-
 import pytest
 
-# lava-dl prints optional-dependency warnings on import; keep test output readable
-with contextlib.redirect_stdout(io.StringIO()):
-    import lava.lib.dl.slayer  # noqa: F401
+from esl_train.quiet import import_lava_dl
+
+import_lava_dl()  # quietly, before any test module imports slayer
 
 
 @pytest.fixture(scope="session")

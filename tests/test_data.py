@@ -8,6 +8,8 @@ from esl_train.data import digits_dvs, load_dataset, tonic_sets
 from esl_train.data.framing import events_to_spikes
 from esl_train.errors import UsageError
 
+from .helpers import fake_nmnist
+
 
 def _simulate(params, n=12):
     from sklearn.datasets import load_digits
@@ -60,32 +62,6 @@ def test_framing_puts_each_event_in_its_bin():
     s = events_to_spikes(ev, (6, 4, 2), steps=10, duration_us=300_000)
     assert s.shape == (2, 4, 6, 10)
     assert sorted(map(tuple, np.argwhere(s))) == [(0, 0, 5, 5), (1, 0, 1, 0), (1, 3, 2, 9)]
-
-
-def write_nmnist_bin(path, events):
-    """Encode events in N-MNIST's 40-bit format: x, y, polarity bit + 23-bit timestamp (µs)."""
-    raw = np.zeros((len(events), 5), np.uint8)
-    t = events["t"].astype(np.uint32)
-    raw[:, 0], raw[:, 1] = events["x"], events["y"]
-    raw[:, 2] = (events["p"].astype(np.uint32) << 7) | ((t >> 16) & 0x7F)
-    raw[:, 3], raw[:, 4] = (t >> 8) & 0xFF, t & 0xFF
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(raw.tobytes())
-
-
-def fake_nmnist(root, per_class=2, classes=(0, 3, 7)):
-    rng = np.random.default_rng(0)
-    written = {}
-    for split in ("Train", "Test"):
-        for c in classes:
-            for k in range(per_class):
-                ev = np.zeros(50, digits_dvs.EVENT_DTYPE)
-                ev["x"], ev["y"] = rng.integers(0, 34, 50), rng.integers(0, 34, 50)
-                ev["t"], ev["p"] = np.sort(rng.integers(0, 300_000, 50)), rng.integers(0, 2, 50)
-                f = root / "NMNIST" / split / str(c) / f"{k:05d}.bin"
-                write_nmnist_bin(f, ev)
-                written[f] = ev
-    return written
 
 
 def test_nmnist_read_through_tonic_offline(tmp_path):

@@ -1,25 +1,13 @@
 """model.net: the netx layout, only the surviving synapses, a size that shrinks with density."""
 
-import contextlib
-import io
-
 import h5py
 import numpy as np
 import pytest
 import torch
 
 from esl_train.export import export_netx, read_synapses
-from esl_train.models import build
-from esl_train.sparsity import EvolverConfig, MaskEvolver
 
-
-def masked_net(arch, density, shape=(2, 24, 24), hidden=128, seed=0):
-    torch.manual_seed(seed)
-    net = build(arch, shape, 10, hidden=hidden)
-    opt = torch.optim.Adam(net.parameters())
-    weights = {k: (b.synapse, b.synapse.weight) for k, b in net.weighted_blocks().items()}
-    ev = MaskEvolver(weights, opt, EvolverConfig(density=density), total_steps=10, seed=seed)
-    return net, ev
+from .helpers import masked_net
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -41,8 +29,7 @@ def test_file_holds_exactly_the_masked_synapses(tmp_path, arch):
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
 def test_netx_builds_the_exported_network(tmp_path, arch):
-    with contextlib.redirect_stdout(io.StringIO()):
-        from lava.lib.dl import netx
+    from lava.lib.dl import netx
     net, _ = masked_net(arch, 0.2)
     export_netx(net, tmp_path / "model.net", {"arch": arch})
     lava_net = netx.hdf5.Network(net_config=str(tmp_path / "model.net"))

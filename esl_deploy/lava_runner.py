@@ -1,0 +1,111 @@
+"""Run a netx file on Lava: many samples through one compiled network, back to back.
+
+Each sample gets a slot of L = T + 2*n_layers steps: netx's `reset_interval=L` zeroes layer k at slot
+step k, the input spikes occupy steps [n, n + T) of the slot, and the trailing n empty steps let the
+last input drain before the next reset. Layer outputs in steps [n, n + T) equal SLAYER's (Lava's
+one-step delay per layer matches SLAYER's `delay_shift`). Lava's worker processes are always stopped."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from esl_train.errors import UsageError
+from esl_train.quiet import import_lava_dl
+
+BACKENDS = ("sim", "loihi")
+
+
+@dataclass
+class LavaResult:
+    layers: list[np.ndarray]  # per weighted layer: bool spikes (N, *shape, T), SLAYER layout
+    first_chunk_seconds: float  # includes compiling and starting the runtime
+    first_chunk_steps: int
+    seconds: float  # wall time of the whole run
+    steps: int  # Lava time steps run
+    slot: int  # time steps per sample
+
+    @property
+    def ms_per_step(self) -> float:
+        """Steady-state cost of one time step: the first chunk, which includes start-up, is left out if possible."""
+        if self.steps > self.first_chunk_steps:
+            return 1000 * (self.seconds - self.first_chunk_seconds) / (self.steps - self.first_chunk_steps)
+        return 1000 * self.seconds / self.steps
+
+
+def run_config(backend: str):
+    if backend == "sim":
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        return Loihi2SimCfg(select_tag="fixed_pt")  # bit-accurate to Loihi; netx has no float models
+    if backend == "loihi":
+        from lava.utils import loihi
+
+        if not loihi.is_installed():
+            raise UsageError("--backend loihi needs Intel's Loihi stack (lava-loihi with nxcore) and access to a "
+                             "Loihi 2 system, which this machine lacks; use --backend sim")
+        from lava.magma.core.run_configs import Loihi2HwCfg
+
+        return Loihi2HwCfg()
+    raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: bool = True,
+        chunk: int = 20, progress: bool = True) -> LavaResult:
+    """Run `spikes` (N, P, H, W, T) through the network in `path` and record every layer."""
+    cfg = run_config(backend)
+    netx = import_lava_dl().netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    n_samples, steps = spikes.shape[0], spikes.shape[-1]
+    depth = len(net_file.weighted)
+    slot = steps + 2 * depth
+    total = n_samples * slot
+    net = netx.hdf5.Network(net_config=str(path), reset_interval=slot, sparse_fc_layer=sparse)
+    if len(net.inp.shape) == 1:
+        x = spikes.reshape(n_samples, -1, steps)  # (P, H, W) flattened as SLAYER does
+    else:
+        x = spikes.transpose(0, 3, 2, 1, 4)  # Lava's conv layout is (x, y, channel)
+    if x.shape[1:-1] != tuple(net.inp.shape):
+        raise UsageError(f"the data give inputs of shape {x.shape[1:-1]} but the network takes {net.inp.shape}; "
+                         "pick the --dataset (and --steps) the network was trained on")
+    data = np.zeros((*x.shape[1:-1], total), np.int32)
+    for i in range(n_samples):
+        data[..., i * slot + depth : i * slot + depth + steps] = x[i]
+    source = Source(data=data)
+    source.s_out.connect(net.inp)
+    sinks = []
+    for layer in net.layers:
+        sink = Sink(shape=layer.out.shape, buffer=total)
+        layer.out.connect(sink.a_in)
+        sinks.append(sink)
+    start = time.perf_counter()
+    first, first_steps = None, 0
+    bar = tqdm(total=n_samples, unit="sample", desc=f"lava {backend}", disable=not progress, dynamic_ncols=True)
+    try:
+        done = 0
+        while done < n_samples:
+            k = min(chunk, n_samples - done)
+            net.run(condition=RunSteps(num_steps=k * slot), run_cfg=cfg)
+            done += k
+            bar.update(k)
+            if first is None:
+                first, first_steps = time.perf_counter() - start, k * slot
+        raw = [s.data.get() for s in sinks]
+    finally:
+        bar.close()
+        net.stop()
+    seconds = time.perf_counter() - start
+    layers = []
+    for r in raw:
+        r = r.reshape(*r.shape[:-1], n_samples, slot)[..., depth : depth + steps]
+        r = np.moveaxis(r, -2, 0)  # (N, *lava shape, T)
+        if r.ndim == 5:
+            r = r.transpose(0, 3, 2, 1, 4)  # (x, y, c) -> (c, y, x)
+        layers.append(r > 0)
+    return LavaResult(layers, first, first_steps, seconds, total, slot)

@@ -1,0 +1,139 @@
+"""`python -m esl_deploy.run model.net --backend sim`: run an exported network on Lava and measure it.
+
+The test samples go through Lava (the CPU simulator, bit-accurate to Loihi, or Loihi itself) and through
+the PyTorch (SLAYER) twin built from the same file; the report gives their agreement, accuracy, spikes,
+synapses, synaptic operations, energy per sample for every hw_configs target, and the synapse budgets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from esl_train.config import DATASETS
+from esl_train.errors import UsageError
+
+from . import hw, netx_file
+from .lava_runner import BACKENDS
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m esl_deploy.run", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("model", help="netx HDF5 file written by esl_train (model.net)")
+    p.add_argument("--backend", default="sim", help=f"{' or '.join(BACKENDS)}")
+    p.add_argument("--samples", type=int, help="test samples to run (default: the whole test split)")
+    p.add_argument("--dataset", help=f"one of {', '.join(DATASETS)} (default: the one the model was trained on)")
+    p.add_argument("--data-dir", help="folder with the real data set (see python -m esl_train --help)")
+    p.add_argument("--steps", type=int, help="time steps per sample (default: as trained)")
+    p.add_argument("--report", help="folder for report.json, report.md, the plots (default: <model folder>/deploy)")
+    p.add_argument("--hw", default=",".join(hw.available()), help="energy targets from hw_configs/")
+    p.add_argument("--dense-synapses", action="store_true",
+                   help="build dense layers as Lava Dense instead of Sparse (CSR of the surviving synapses)")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _check(args):
+    if args.backend not in BACKENDS:
+        raise UsageError(f"unknown --backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
+    if args.samples is not None and args.samples < 1:
+        raise UsageError(f"--samples must be at least 1, got {args.samples}")
+    if args.dataset is not None and args.dataset not in DATASETS:
+        raise UsageError(f"unknown --dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    targets = [hw.load(k) for k in args.hw.split(",")]
+    net = netx_file.read(args.model)
+    dataset = args.dataset or net.meta.get("dataset")
+    steps = args.steps or net.meta.get("steps")
+    if dataset is None or steps is None:
+        raise UsageError(f"{args.model} does not say which data it was trained on; pass --dataset and --steps")
+    if dataset != "digits":
+        from esl_train.data.tonic_sets import check_folder
+
+        check_folder(dataset, args.data_dir)
+    return net, targets, dataset, int(steps)
+
+
+def _agreement(lava_layers, twin_layers, lava_pred, twin_pred) -> dict:
+    import numpy as np
+
+    same = np.ones(len(lava_pred), bool)
+    per_layer = []
+    for lv, tw in zip(lava_layers, twin_layers):
+        eq = (lv == tw).reshape(len(lv), -1).all(axis=1)
+        same &= eq
+        per_layer.append({"identical_samples": float(eq.mean()), "lava_spikes": int(lv.sum()),
+                          "twin_spikes": int(tw.sum())})
+    return {"identical_rasters": float(same.mean()), "class_agreement": float((lava_pred == twin_pred).mean()),
+            "layers": per_layer, "differing_samples": np.nonzero(~same)[0][:20].tolist()}
+
+
+def evaluate(args) -> dict:
+    import numpy as np
+    import torch
+
+    from esl_train.data import load_dataset
+    from esl_train.quiet import import_lava_dl
+
+    net, targets, dataset, steps = _check(args)
+    import_lava_dl()
+    from . import accounting, budget, lava_runner
+    from .twin import build_twin
+
+    data = load_dataset(dataset, steps, args.data_dir)
+    if tuple(data.input_shape) != tuple(net.input_shape):
+        raise UsageError(f"{dataset} gives inputs of shape {tuple(data.input_shape)} but {args.model} takes "
+                         f"{tuple(net.input_shape)}; pass the --dataset the network was trained on")
+    n = min(args.samples or len(data.test), len(data.test))
+    items = [data.test[i] for i in range(n)]
+    x = torch.stack([s for s, _ in items])
+    labels = np.array([int(y) for _, y in items])
+    inputs = x.numpy().astype(bool)
+
+    lava = lava_runner.run(args.model, net, inputs, args.backend, sparse=not args.dense_synapses,
+                           progress=not args.no_progress)
+    twin = build_twin(net)
+    start = time.perf_counter()
+    with torch.no_grad():
+        _, twin_layers = twin(x, record=True)
+    twin_seconds = time.perf_counter() - start
+    twin_layers = [t.numpy() > 0 for t in twin_layers]
+    lava_pred = lava.layers[-1].sum(-1).argmax(-1)
+    twin_pred = twin_layers[-1].sum(-1).argmax(-1)
+
+    m = accounting.measure(net, inputs, lava.layers)
+    return {
+        "model": str(args.model), "backend": args.backend, "dataset": dataset, "steps": steps, "samples": n,
+        "synapse_process": "Dense" if args.dense_synapses else "Sparse",
+        "accuracy": {"lava": float((lava_pred == labels).mean()), "twin": float((twin_pred == labels).mean())},
+        "fidelity": _agreement(lava.layers, twin_layers, lava_pred, twin_pred),
+        "measurements": m,
+        "energy": [accounting.energy(m, t) for t in targets],
+        "budgets": [budget.budget(net, t) for t in targets if t.kind == "neuromorphic"],
+        "speed": {"lava_seconds": lava.seconds, "lava_startup_seconds": lava.first_chunk_seconds,
+                  "lava_ms_per_step": lava.ms_per_step, "lava_ms_per_sample": lava.ms_per_step * lava.slot,
+                  "lava_steps_per_sample": lava.slot, "twin_seconds": twin_seconds,
+                  "twin_ms_per_sample": 1000 * twin_seconds / n},
+    }
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result = evaluate(args)
+        from . import report
+
+        folder = Path(args.report) if args.report else Path(args.model).parent / "deploy"
+        print(report.summary(result))
+        report.write(result, folder)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {folder}/report.md (also report.json, report.png, budget.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

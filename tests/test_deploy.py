@@ -1,0 +1,207 @@
+"""esl_deploy: Lava really runs the exported file and its spikes equal the PyTorch twin's, step by step."""
+
+import json
+import multiprocessing
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from esl_deploy import accounting, budget, hw, lava_runner, netx_file
+from esl_deploy.twin import build_twin
+from esl_train.errors import UsageError
+from esl_train.export import export_netx
+
+from .helpers import fake_nmnist, masked_net
+
+lava_timeout = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def mlp_file(tmp_path_factory):
+    net, ev = masked_net("mlp", 0.3, hidden=24)
+    path = tmp_path_factory.mktemp("mlp") / "model.net"
+    export_netx(net, path, {"arch": "mlp", "dataset": "digits", "steps": 8, "input_shape": [2, 24, 24]})
+    return path, net
+
+
+def inputs(digits, n):
+    return torch.stack([digits.test[i][0] for i in range(n)])
+
+
+def test_twin_is_the_trained_network(mlp_file, digits):
+    path, net = mlp_file
+    twin = build_twin(netx_file.read(path))
+    x = inputs(digits, 4)
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(twin(x), net(x))
+
+
+@lava_timeout
+@pytest.mark.parametrize("sparse", [True, False])
+def test_lava_rasters_equal_the_twin_mlp(mlp_file, digits, sparse):
+    path, _ = mlp_file
+    nf = netx_file.read(path)
+    x = inputs(digits, 6)
+    res = lava_runner.run(str(path), nf, x.numpy().astype(bool), sparse=sparse, chunk=4, progress=False)
+    with torch.no_grad():
+        _, twin = build_twin(nf)(x, record=True)
+    assert len(res.layers) == len(twin) == 2
+    for lava, torch_spikes in zip(res.layers, twin):
+        assert lava.shape == torch_spikes.shape
+        assert lava.sum() > 0  # not a trivially silent network
+        assert np.array_equal(lava, torch_spikes.numpy() > 0)
+    assert not multiprocessing.active_children()  # Lava's workers are gone
+
+
+@lava_timeout
+def test_lava_rasters_equal_the_twin_conv(tmp_path, digits):
+    net, _ = masked_net("conv", 0.3)
+    export_netx(net, tmp_path / "model.net", {"input_shape": [2, 24, 24]})
+    nf = netx_file.read(tmp_path / "model.net")
+    x = inputs(digits, 2)
+    res = lava_runner.run(str(tmp_path / "model.net"), nf, x.numpy().astype(bool), progress=False)
+    with torch.no_grad():
+        _, twin = build_twin(nf)(x, record=True)
+    assert [l.shape[1:-1] for l in res.layers] == [(8, 12, 12), (16, 6, 6), (10,)]
+    for lava, torch_spikes in zip(res.layers, twin):
+        assert lava.sum() > 0 and np.array_equal(lava, torch_spikes.numpy().reshape(lava.shape) > 0)
+
+
+@lava_timeout
+def test_lava_workers_stopped_when_the_run_fails(mlp_file, digits, monkeypatch):
+    path, _ = mlp_file
+
+    class FailingBar:  # fails right after Lava's first run() call, with the runtime up
+        def __init__(self, *a, **k):
+            pass
+
+        def update(self, n):
+            raise RuntimeError("boom")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(lava_runner, "tqdm", FailingBar)
+    with pytest.raises(RuntimeError, match="boom"):
+        lava_runner.run(str(path), netx_file.read(path), inputs(digits, 2).numpy().astype(bool), progress=False)
+    assert not multiprocessing.active_children()
+
+
+def test_synops_count_spikes_times_surviving_fan_out(tmp_path):
+    rng = np.random.default_rng(0)
+    for arch in ("mlp", "conv"):
+        net, _ = masked_net(arch, 0.3, hidden=12)
+        export_netx(net, tmp_path / f"{arch}.net")
+        nf = netx_file.read(tmp_path / f"{arch}.net")
+        x = rng.random((3, 2, 24, 24, 5)) < 0.1
+        layers = [rng.random((3, *l.shape, 5)) < 0.2 for l in nf.weighted]
+        m = accounting.measure(nf, x, layers)
+        first = nf.weighted[0]
+        if arch == "mlp":  # brute force: each input spike reaches every non-zero weight in its column
+            expected = sum(int((first.weight[:, j] != 0).sum()) * x.reshape(3, -1, 5)[:, j].sum()
+                           for j in range(first.weight.shape[1])) / 3
+        else:  # brute force: one conv of the spike count map with the binary kernel
+            counts = torch.from_numpy(x.sum(axis=(0, 4)).astype(float))[None]
+            kernel = torch.from_numpy((first.weight != 0).astype(float))
+            expected = float(torch.nn.functional.conv2d(counts, kernel, stride=2, padding=1).sum()) / 3
+        assert m["layers"][0]["synops"] == pytest.approx(expected)
+        assert m["total"]["neuron_updates"] == sum(l.neurons for l in nf.weighted) * 5
+
+
+def test_energy_uses_the_config_numbers():
+    m = {"total": {"synops": 1000.0, "spikes": 10.0, "neuron_updates": 110, "dense_macs": 5000}}
+    l1 = accounting.energy(m, hw.load("loihi1"))
+    assert l1["snn_uJ"] == pytest.approx((1000 * 23.6 + 10 * 81 + 100 * 52) * 1e-6)
+    cmos = accounting.energy(m, hw.load("cmos45"))
+    assert cmos["snn_uJ"] == pytest.approx(1000 * 0.9e-6) and cmos["ann_dense_uJ"] == pytest.approx(5000 * 4.6e-6)
+    assert accounting.energy(m, hw.load("loihi2"))["snn_uJ"] is None  # unpublished, not invented
+
+
+def test_every_hw_number_has_a_source():
+    for key in hw.available():
+        t = hw.load(key)
+        for group in (t.energy, t.resources):
+            assert all(v["source"] for v in group.values())
+
+
+def test_budget_sparse_needs_less_and_finds_the_bottleneck(tmp_path):
+    net, _ = masked_net("mlp", 0.05, hidden=64)
+    export_netx(net, tmp_path / "model.net")
+    nf = netx_file.read(tmp_path / "model.net")
+    b = budget.budget(nf, hw.load("loihi1"))
+    assert b["sparse"]["synapses"] == sum(l.synapses for l in nf.weighted)
+    assert b["dense"]["synapses"] == sum(l.possible for l in nf.weighted)
+    assert b["sparse"]["memory_bytes"] < 0.5 * b["dense"]["memory_bytes"]
+    assert b["sparse"]["fits_one_chip"] and b["sparse"]["bottleneck"].startswith("layer")
+    big = netx_file.Layer(1, "dense", (200_000,), np.ones((200_000, 8), np.int16), neuron={})
+    huge = netx_file.NetFile(nf.path, (8, 1, 1), [big], {})
+    hb = budget.budget(huge, hw.load("loihi1"))
+    assert hb["sparse"]["cores"] == 196 and hb["sparse"]["chips"] == 2 and not hb["sparse"]["fits_one_chip"]
+    assert hb["sparse"]["bottleneck"] == "layer1 (neurons)"
+
+
+def deploy(*args, timeout=170):
+    return subprocess.run([sys.executable, "-m", "esl_deploy.run", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@lava_timeout
+def test_cli_end_to_end(mlp_file, tmp_path):
+    p = deploy(mlp_file[0], "--samples", "3", "--report", tmp_path / "r", "--no-progress")
+    assert p.returncode == 0, p.stderr
+    r = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert r["samples"] == 3 and r["fidelity"]["identical_rasters"] == 1.0
+    assert r["measurements"]["total"]["synapses"] == sum(l.synapses for l in netx_file.read(mlp_file[0]).weighted)
+    assert {f.name for f in (tmp_path / "r").iterdir()} == {"report.json", "report.md", "report.png", "budget.png"}
+    b = subprocess.run([sys.executable, "-m", "esl_deploy.budget", mlp_file[0], "--hw", "loihi2", "--report",
+                        tmp_path / "b"], capture_output=True, text=True, timeout=120)
+    assert b.returncode == 0 and "Synapse budget on Loihi 2" in b.stdout
+    assert json.loads((tmp_path / "b" / "report.json").read_text())["budgets"][0]["key"] == "loihi2"
+
+
+def _variants(tmp_path, good):
+    truncated = tmp_path / "truncated.net"
+    truncated.write_bytes(good.read_bytes()[:3000])
+    noise = tmp_path / "noise.net"
+    noise.write_bytes(np.random.default_rng(0).bytes(5000))
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f.create_dataset("x", data=[1, 2])
+    wrong = tmp_path / "wrong.net"
+    wrong.write_bytes(good.read_bytes())
+    with h5py.File(wrong, "a") as f:
+        del f["layer/2/weight"]
+        f["layer/2/weight"] = np.zeros((10, 7), np.float32)
+    return {"missing": (tmp_path / "nope.net", "does not exist"), "truncated": (truncated, "not an HDF5"),
+            "noise": (noise, "not an HDF5"), "not netx": (plain, "no 'layer' group"),
+            "shape": (wrong, "disagrees")}
+
+
+def test_bad_files_one_line_each(mlp_file, tmp_path):
+    for name, (path, words) in _variants(tmp_path, mlp_file[0]).items():
+        with pytest.raises(UsageError, match=words):
+            netx_file.read(path)
+        p = deploy(path, "--samples", "1")
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr, (name, p.stderr)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--backend", "gpu"], "unknown --backend"),
+    (["--hw", "loihi9"], "unknown hardware"),
+    (["--backend", "loihi"], "needs Intel's Loihi stack"),
+    (["--samples", "0"], "--samples must be at least 1"),
+])
+def test_bad_options_one_line(mlp_file, args, words):
+    p = deploy(mlp_file[0], *args)
+    assert p.returncode == 2 and words in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_input_size_that_does_not_match_the_data(mlp_file, tmp_path):
+    fake_nmnist(tmp_path)
+    p = deploy(mlp_file[0], "--dataset", "nmnist", "--data-dir", tmp_path, "--samples", "1")
+    assert p.returncode == 2 and "takes (2, 24, 24)" in p.stderr and p.stderr.count("\n") == 1, p.stderr
