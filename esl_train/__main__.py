@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,17 @@ def _prepare(args) -> tuple[TrainConfig, Path, bool]:
     return cfg, folder, False
 
 
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so that the run stops like on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
 def main(argv=None) -> int:
+    folder = None
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = parser().parse_args(argv)
         cfg, folder, resume = _prepare(args)
@@ -107,8 +118,13 @@ def main(argv=None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python -m esl_train --resume {folder}", file=sys.stderr)
+    except OSError as e:  # disk full, folder made read-only during the run, ...
+        print(f"error: {e.strerror} ({e.filename or folder}); if the disk is full or read-only, free space or pass "
+              f"another --out (finished epochs are kept: --resume {folder})", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, _Terminated):
+        hint = f"; continue with: python -m esl_train --resume {folder}" if folder else ""
+        print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130
     t = metrics["timing"]
     print(f"test accuracy {metrics['test_accuracy']:.3f} | density {metrics['density']:.4f} "

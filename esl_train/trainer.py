@@ -206,8 +206,10 @@ class Run:
 
 def run(config: TrainConfig, folder: Path, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) in `folder` and return the metrics."""
+    data = load_dataset(config.dataset, config.steps, config.data_dir, config.seed)
+    data.train[0], data.test[0]  # a foreign or broken file fails here, before the run folder exists
     folder.mkdir(parents=True, exist_ok=True)
-    r = Run(config, folder)
+    r = Run(config, folder, data)
     if resume:
         r.load_checkpoint()
     else:

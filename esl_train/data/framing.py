@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from tonic.transforms import ToFrame
 
+from ..errors import UsageError
+
 
 def events_to_spikes(events: np.ndarray, sensor_size: tuple[int, int, int], steps: int, duration_us: float | None = None):
     """Bin events into `steps` equal time windows and return a bool array (P, H, W, steps).
@@ -37,9 +39,17 @@ class FramedEvents(torch.utils.data.Dataset):
         return len(self.events)
 
     def __getitem__(self, i):
-        events, label = self.events[i]
-        if self.transform is not None:
-            events = self.transform(events)
+        try:
+            events, label = self.events[i]
+            if self.transform is not None:
+                events = self.transform(events)
+            in_sensor = (events["x"] < self.sensor_size[0]).all() and (events["y"] < self.sensor_size[1]).all()
+        except Exception as e:  # tonic's readers fail in many ways on a foreign file
+            raise UsageError(f"sample {i} could not be read ({type(e).__name__}: {e}); the files must be the data set's "
+                             "original format") from None
+        if not in_sensor:
+            raise UsageError(f"sample {i} has events outside the {self.sensor_size[0]}x{self.sensor_size[1]} sensor; "
+                             "the files are not in this data set's format")
         return torch.from_numpy(events_to_spikes(events, self.sensor_size, self.steps)).float(), int(label)
 
 
