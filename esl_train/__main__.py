@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits: embedded event set, no download; others read through tonic from --data-dir")
     p.add_argument("--data-dir", help="folder holding NMNIST/, DVSGesture/ or CIFAR10DVS/ (never downloaded)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=20, help="time steps per sample")

@@ -180,3 +180,40 @@ def load(p: SensorParams = SensorParams()) -> EventSet:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, events=es.events, offsets=es.offsets, labels=es.labels, is_test=es.is_test)
     return es
+
+
+def preview(es: EventSet, path: str | os.PathLike, per_class: int = 1) -> None:
+    """Save a picture of one sample per class: event counts of each saccade, ON and OFF together."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p = es.params
+    fig, axes = plt.subplots(3, 10, figsize=(15, 4.8), constrained_layout=True)
+    for c in range(10):
+        ev = es.sample(int(np.nonzero(es.labels == c)[0][0]))
+        for s in range(3):
+            part = ev[(ev["t"] >= s * p.saccade_ms * 1000) & (ev["t"] < (s + 1) * p.saccade_ms * 1000)]
+            img = np.zeros((p.sensor, p.sensor))
+            np.add.at(img, (part["y"], part["x"]), 1)
+            ax = axes[s, c]
+            ax.imshow(img, cmap="magma")
+            ax.set_xticks([]), ax.set_yticks([])
+            if s == 0:
+                ax.set_title(f"digit {c}")
+            if c == 0:
+                ax.set_ylabel(f"saccade {s + 1}")
+    fig.suptitle("Embedded event set: events per pixel in each saccade")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    import sys
+
+    events = load()
+    print(json.dumps(events.stats(), indent=2))
+    if len(sys.argv) > 1:
+        preview(events, sys.argv[1])
