@@ -48,7 +48,7 @@ def layer_inputs(net: NetFile) -> list[tuple[int, ...]]:
     return shapes
 
 
-def measure(net: NetFile, inputs: np.ndarray, layer_spikes: list[np.ndarray], labels: np.ndarray | None = None) -> dict:
+def measure(net: NetFile, inputs: np.ndarray, layer_spikes: list[np.ndarray]) -> dict:
     """Per-sample averages over the samples given. `inputs` (N, P, H, W, T); `layer_spikes` per weighted layer
     (N, *shape, T), as SLAYER lays them out."""
     n, steps = inputs.shape[0], inputs.shape[-1]

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ALLOCATIONS, ARCHS, DATASETS, METHODS, PRESETS, REGROW_RULES, SCHEDULES, TrainConfig
+from .config import ALLOCATIONS, ARCHS, DATASETS, METHODS, REGROW_RULES, RUN_PRESETS, SCHEDULES, TrainConfig
 from .errors import UsageError
 from .quiet import import_lava_dl
 
@@ -42,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: runs/<time>-<method>-<arch>-d<density>)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
+    p.add_argument("--preset", choices=sorted(RUN_PRESETS), help="a published setup (docs/presets.md); flags override")
     g = p.add_argument_group("mask evolver (default: the method's preset, see docs/design.md)")
     g.add_argument("--allocation", choices=ALLOCATIONS, help="layer densities: Erdős–Rényi, ER-kernel or uniform")
     g.add_argument("--regrow", choices=REGROW_RULES, help="gradient (RigL-like) or random (SET-like)")
@@ -68,6 +69,8 @@ def _config(args) -> TrainConfig:
 
 
 def _writable_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file; pass a folder for the run")
     if path.exists() and any(path.iterdir()):
         raise UsageError(f"--out {path} is not empty; pick a new folder, or continue that run with --resume {path}")
     parent = path
@@ -110,7 +113,11 @@ def main(argv=None) -> int:
     folder = None
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        args = parser().parse_args(argv)
+        p = parser()
+        preset = p.parse_known_args(argv)[0].preset
+        if preset:
+            p.set_defaults(**RUN_PRESETS[preset])
+        args = p.parse_args(argv)
         cfg, folder, resume = _prepare(args)
         import_lava_dl()
         from . import trainer

@@ -36,7 +36,7 @@ def _one(job: dict) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="compare-"))
     start = time.perf_counter()
     r = trainer.Run(cfg, folder)
-    r.fit(progress=False)
+    r.fit(progress=False, log=False)
     m = r.finish()
     wall = time.perf_counter() - start
     nf = netx_file.read(folder / "model.net")

@@ -29,6 +29,14 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Whole-run presets (--preset NAME); explicit flags override them. docs/presets.md says where we had to choose.
+RUN_PRESETS: dict[str, dict] = {
+    # ESL-SNNs' DVS-CIFAR10 experiment: 10 % density, 300 epochs (paper); 48x48 input, T=10, conv width: ours.
+    "dvs-cifar10": {"dataset": "cifar10dvs", "arch": "conv", "density": 0.1, "method": "esl", "epochs": 300,
+                    "steps": 10, "hidden": 512, "batch_size": 32},
+}
+
+
 @dataclass
 class TrainConfig:
     density: float = 0.1

@@ -58,7 +58,8 @@ def build(arch: str, input_shape: tuple[int, int, int], num_classes: int, hidden
             cuba.Dense(NEURON, hidden, num_classes, weight_scale=weight_scale),
         ]
     elif arch == "conv":
-        c1, c2 = 8, 16
+        c1 = max(4, hidden // 16)  # --hidden sets the width: 128 -> 8 and 16 channels
+        c2 = 2 * c1
         h2, w2 = (h + 3) // 4, (w + 3) // 4  # two stride-2 convolutions with padding 1
         blocks = [
             cuba.Conv(drop, p, c1, 3, stride=2, padding=1, weight_scale=weight_scale),

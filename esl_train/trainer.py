@@ -119,7 +119,8 @@ class Run:
                 total[k] += n
         return total
 
-    def fit(self, progress: bool = True) -> None:
+    def fit(self, progress: bool = True, log: bool = True) -> None:
+        """Train until the configured epochs; `progress` shows a bar, `log` prints one line per epoch."""
         cfg = self.config
         bar = tqdm(total=self.total_steps, initial=self.epoch * len(self.train_loader), unit="step",
                    desc=f"{cfg.method} d={cfg.density:g}", disable=not progress, dynamic_ncols=True)
@@ -153,8 +154,9 @@ class Run:
                 "test_loss": test_loss, "test_accuracy": test_acc,
                 "layer_density": self.layer_density(), "swapped": self.swapped(),
             })
-            bar.write(f"epoch {self.epoch}/{cfg.epochs}  loss {loss_sum / seen:.3f}  train {correct / seen:.3f}  "
-                      f"test {test_acc:.3f}")
+            if log:
+                bar.write(f"epoch {self.epoch}/{cfg.epochs}  loss {loss_sum / seen:.3f}  train {correct / seen:.3f}  "
+                          f"test {test_acc:.3f}")
             self.save_checkpoint()
         bar.close()
 

@@ -36,6 +36,8 @@ def test_help_is_fast():
     (["--dataset", "nmnist", "--data-dir", "/nonexistent"], "put train.zip"),
     (["--method", "static", "--regrow", "random"], "does not evolve"),
     (["--out", "/dev/null/run"], "cannot write"),
+    (["--out", "/dev/null"], "is a file"),
+    (["--preset", "dvs-cifar10", "--data-dir", "/nonexistent"], "no .aedat4 files under /nonexistent/CIFAR10DVS"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, words):
     p, seconds = cli(*args, cwd=tmp_path)
