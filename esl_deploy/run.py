@@ -71,13 +71,13 @@ def _agreement(lava_layers, twin_layers, lava_pred, twin_pred) -> dict:
 
 
 def evaluate(args) -> dict:
+    net, targets, dataset, steps = _check(args)  # before the heavy imports: bad input answers at once
     import numpy as np
     import torch
 
     from esl_train.data import load_dataset
     from esl_train.quiet import import_lava_dl
 
-    net, targets, dataset, steps = _check(args)
     import_lava_dl()
     from . import accounting, budget, lava_runner
     from .twin import build_twin
