@@ -38,13 +38,11 @@ def weight_bits(weight: np.ndarray) -> int:
 
 
 def _layer_need(layer, in_shape, target: hw.Target, dense: bool) -> dict:
-    w = np.ones_like(layer.weight) if dense else layer.weight
-    probe = netx_file.Layer(layer.index, layer.type, layer.shape, w, layer.conv, layer.neuron)
+    full = netx_file.Layer(layer.index, layer.type, layer.shape, np.ones_like(layer.weight), layer.conv)
+    probe = full if dense else layer
     bits = weight_bits(layer.weight)
-    shares = target.res("shares_conv_weights")
-    stored = probe.synapses if (layer.type == "dense" or shares) else connections(probe, in_shape)
-    possible = probe.possible if (layer.type == "dense" or shares) else connections(
-        netx_file.Layer(layer.index, layer.type, layer.shape, np.ones_like(layer.weight), layer.conv), in_shape)
+    weights_only = layer.type == "dense" or target.res("shares_conv_weights")  # else every conv connection
+    stored, possible = ((l.synapses if weights_only else connections(l, in_shape)) for l in (probe, full))
     fan_in = int(np.prod(layer.weight.shape[1:]))
     memory = min(stored * (bits + math.ceil(math.log2(max(fan_in, 2)))), possible * bits) / 8
     need = {"neurons": layer.neurons / target.res("neurons_per_core")}
