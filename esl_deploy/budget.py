@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         write_reports(budgets, folder)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     print(f"reports: {folder}/report.md, report.json, budget.png")
     return 0
 

@@ -7,7 +7,6 @@ synapses, synaptic operations, energy per sample for every hw_configs target, an
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -130,7 +129,7 @@ def main(argv=None) -> int:
         report.write(result, folder)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
     print(f"report: {folder}/report.md (also report.json, report.png, budget.png)")
     return 0
 

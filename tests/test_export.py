@@ -3,7 +3,6 @@
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from esl_train.export import export_netx, read_synapses
 
