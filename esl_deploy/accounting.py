@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from .hw import Target
 from .netx_file import Layer, NetFile
@@ -20,6 +19,8 @@ def _fan_out_sum(layer: Layer, pre_counts: np.ndarray) -> float:
     if layer.type == "dense":
         return float(pre_counts.reshape(-1) @ nz.sum(axis=0))
     c = layer.conv
+    import torch  # here, not at import: the budget CLI answers bad input before torch loads
+
     out = torch.nn.functional.conv2d(torch.from_numpy(pre_counts[None].astype(np.float64)),
                                      torch.from_numpy(nz.astype(np.float64)), stride=c["stride"],
                                      padding=c["padding"], dilation=c["dilation"], groups=c["groups"])

@@ -10,7 +10,6 @@ A layer needs max(neurons / neurons per core, memory or synapses / per-core limi
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from esl_train.atomic import atomic_path, write_text
+from esl_train.cli import Parser, check_output_folder, main_wrapper
 from esl_train.errors import UsageError
 from esl_train.quiet import import_lava_dl
 
@@ -134,27 +134,28 @@ def write_reports(budgets: list[dict], folder: Path) -> None:
     plot(budgets, folder / "budget.png")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m esl_deploy.budget", description=__doc__.splitlines()[0])
+def _main(argv) -> int:
+    p = Parser(prog="python -m esl_deploy.budget", description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("model", help="netx HDF5 file (model.net)")
     p.add_argument("--hw", default="loihi1,loihi2", help=f"comma-separated targets: {', '.join(hw.available())}")
     p.add_argument("--report", help="folder for report.json, report.md, budget.png (default: beside the model)")
     args = p.parse_args(argv)
-    try:
-        targets = [hw.load(k) for k in args.hw.split(",")]
-        if any(t.kind != "neuromorphic" for t in targets):
-            raise UsageError("--hw for a budget must be a neuromorphic chip (loihi1, loihi2)")
-        net = netx_file.read(args.model)
-        budgets = [budget(net, t) for t in targets]
-        for b in budgets:
-            print(table(b), end="\n\n")
-        folder = Path(args.report) if args.report else Path(args.model).parent / "budget"
-        write_reports(budgets, folder)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    targets = [hw.load(k) for k in args.hw.split(",")]
+    if any(t.kind != "neuromorphic" for t in targets):
+        raise UsageError("--hw for a budget must be a neuromorphic chip (loihi1, loihi2)")
+    report = args.report if args.report is not None else Path(args.model).parent / "budget"
+    folder = check_output_folder(report, "--report")
+    net = netx_file.read(args.model)
+    budgets = [budget(net, t) for t in targets]
+    for b in budgets:
+        print(table(b), end="\n\n")
+    write_reports(budgets, folder)
     print(f"reports: {folder}/report.md, report.json, budget.png")
     return 0
+
+
+def main(argv=None) -> int:
+    return main_wrapper(_main, argv)
 
 
 if __name__ == "__main__":

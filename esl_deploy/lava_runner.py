@@ -3,11 +3,22 @@
 Each sample gets a slot of L = T + 2*n_layers steps: netx's `reset_interval=L` zeroes layer k at slot
 step k, the input spikes occupy steps [n, n + T) of the slot, and the trailing n empty steps let the
 last input drain before the next reset. Layer outputs in steps [n, n + T) equal SLAYER's (Lava's
-one-step delay per layer matches SLAYER's `delay_shift`). Lava's worker processes are always stopped."""
+one-step delay per layer matches SLAYER's `delay_shift`).
+
+Lava's worker processes are always stopped, whatever happens. They are forked while Ctrl-C, SIGTERM and SIGHUP
+are only recorded, and keep that harmless handler: a terminal's Ctrl-C (sent to the whole process group) or a
+scheduler's SIGTERM stops this process alone, which then stops Lava in order. They also die with
+this process (PR_SET_PDEATHSIG), so even a SIGKILL of it leaves no worker behind."""
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +28,85 @@ from esl_train.errors import UsageError
 from esl_train.quiet import import_lava_dl
 
 BACKENDS = ("sim", "loihi")
+STOP_SECONDS = 20  # an orderly stop that takes longer is given up: the workers are killed
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_forking_lava = threading.Event()
+
+
+def _die_with_parent() -> None:
+    if _forking_lava.is_set():
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+os.register_at_fork(after_in_child=_die_with_parent)
+
+
+@contextmanager
+def _workers_shielded():
+    """Start Lava's workers with the stop signals only recorded (a forked child keeps that handler, so they never
+    stop it) and multiprocessing's resource tracker with them blocked (an exec'd child keeps a blocked mask, not a
+    handler); a signal that arrived meanwhile is delivered to this process afterwards."""
+    from multiprocessing import resource_tracker
+
+    pending = []
+    old = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in _SIGNALS}
+    _forking_lava.set()
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        yield
+    finally:
+        _forking_lava.clear()
+        for s, h in old.items():
+            signal.signal(s, h)
+        for s in pending[:1]:
+            signal.raise_signal(s)
+
+
+def _kill(net) -> None:
+    """Last resort when an orderly stop hangs: kill the workers, then let the shared-memory server unlink its
+    segments (it ignores the signals, so it is still there to do it)."""
+    infra = getattr(getattr(net, "runtime", None), "_messaging_infrastructure", None)
+    actors = list(getattr(infra, "actors", []))
+    for p in actors:
+        if p.is_alive():
+            p.kill()
+    for p in actors:
+        mp.Process.join(p, 5)  # Lava's SystemProcess.join takes no timeout
+    try:
+        infra.smm.shutdown()
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+    for p in mp.active_children():  # whatever else Lava started (its watchdog manager)
+        p.kill()
+        p.join(timeout=5)
+
+
+def stop(net) -> None:
+    """Stop Lava in order if it answers within STOP_SECONDS, else kill its workers. A second Ctrl-C skips the wait."""
+    done = threading.Event()
+
+    def orderly():
+        try:
+            net.stop()
+        except Exception:  # noqa: BLE001 - a broken runtime is killed below
+            pass
+        finally:
+            done.set()
+
+    threading.Thread(target=orderly, daemon=True).start()
+    try:
+        finished = done.wait(STOP_SECONDS)
+    except KeyboardInterrupt:
+        finished = False
+    if not finished or mp.active_children():
+        _kill(net)
 
 
 @dataclass
@@ -88,6 +178,8 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
     first, first_steps = None, 0
     bar = tqdm(total=n_samples, unit="sample", desc=f"lava {backend}", disable=not progress, dynamic_ncols=True)
     try:
+        with _workers_shielded():
+            net.create_runtime(run_cfg=cfg)
         done = 0
         while done < n_samples:
             k = min(chunk, n_samples - done)
@@ -99,7 +191,7 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
         raw = [s.data.get() for s in sinks]
     finally:
         bar.close()
-        net.stop()
+        stop(net)
     seconds = time.perf_counter() - start
     layers = []
     for r in raw:

@@ -1,10 +1,14 @@
 """Read and check a netx HDF5 file before Lava sees it, so that a bad file gets a one-line answer.
 
-Only the layer types netx can build are accepted (dense, conv, flatten, and an input entry)."""
+Accepted: files written by `python -m esl_train`, and lava-dl `export_hdf5` files of SLAYER `cuba.Dense`,
+`cuba.Conv` and `cuba.Flatten` blocks (layer keys 0..n-1; an input entry without neurons may come first). Refused,
+each with the reason: other layer or neuron types, SLAYER's `Input` block (an input layer with neurons), missing
+neuron parameters, weights that are not finite integers, layers whose weights are all zero, bad conv geometry."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +55,12 @@ class NetFile:
         return [l for l in self.layers if l.weight is not None]
 
 
+ACCEPTED = "a model.net written by python -m esl_train, or a lava-dl export of cuba Dense/Conv/Flatten blocks"
+NEURON_KEYS = ("iDecay", "vDecay", "vThMant")
+
+
 def _bad(path, what: str) -> UsageError:
-    return UsageError(f"{path} {what}; pass a model.net written by python -m esl_train (or lava-dl's export_hdf5)")
+    return UsageError(f"{path} {what}; pass {ACCEPTED}")
 
 
 def _conv_out(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -64,8 +72,12 @@ def read(path: str | Path) -> NetFile:
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; pass the network file inside it (e.g. {path / 'model.net'})")
     if not path.is_file():
         raise UsageError(f"{path} does not exist; pass the model.net from an esl_train run folder")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path} cannot be read (permission denied); make it readable (chmod +r) or copy it")
     try:
         f = h5py.File(path, "r")
     except OSError:
@@ -77,12 +89,55 @@ def read(path: str | Path) -> NetFile:
         raise _bad(path, f"is not a readable netx network ({type(e).__name__}: {e})") from None
 
 
+def _meta(path: Path, f) -> dict:
+    from esl_train.config import DATASETS
+
+    meta = json.loads(f.attrs.get("esl_snn", "{}"))
+    if not isinstance(meta, dict):
+        raise _bad(path, "has esl_snn metadata that is not a JSON object")
+    steps = meta.get("steps")
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise _bad(path, f"has metadata steps={steps!r}, not a positive integer")
+    if meta.get("dataset") is not None and meta["dataset"] not in DATASETS:
+        raise _bad(path, f"names an unknown dataset {meta['dataset']!r} in its metadata")
+    return meta
+
+
+def _weight(path: Path, key: str, g) -> np.ndarray:
+    w = g["weight"][()]
+    if not isinstance(w, np.ndarray) or w.dtype.kind not in "iuf":
+        raise _bad(path, f"layer {key}: weights of type {getattr(w, 'dtype', type(w))}, not numbers")
+    if not np.all(np.isfinite(w)) or not np.array_equal(w, np.round(w)):
+        raise _bad(path, f"layer {key}: weights are not finite integers (Loihi's quantized weights are)")
+    if not np.any(w):
+        raise _bad(path, f"layer {key}: every weight is zero (all synapses pruned or quantized away), which netx "
+                         "cannot build; retrain with a higher --density")
+    return w
+
+
+def _neuron(path: Path, key: str, g) -> dict:
+    if "neuron" not in g:
+        raise _bad(path, f"layer {key} has no neuron parameters")
+    n = g["neuron"]
+    kind = n["type"][()] if "type" in n else b"CUBA"
+    kind = (kind[0] if isinstance(kind, np.ndarray) else kind)
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind != "CUBA":
+        raise _bad(path, f"layer {key} has {kind} neurons; only CUBA neurons run here")
+    missing = [k for k in NEURON_KEYS if k not in n]
+    if missing:
+        raise _bad(path, f"layer {key}: neuron parameter {', '.join(missing)} missing")
+    return {k: n[k][()] for k in n}
+
+
 def _parse(path: Path, f) -> NetFile:
     if "layer" not in f or not len(f["layer"]):
         raise _bad(path, "has no 'layer' group, so it is not a netx network")
-    meta = json.loads(f.attrs.get("esl_snn", "{}"))
+    meta = _meta(path, f)
     group = f["layer"]
-    keys = sorted(group, key=int)
+    if sorted(group, key=lambda k: (not k.isdigit(), k.zfill(9))) != [str(i) for i in range(len(group))]:
+        raise _bad(path, f"has layer keys {sorted(group)}, not 0..{len(group) - 1}")
+    keys = [str(i) for i in range(len(group))]
     layers: list[Layer] = []
     input_shape = tuple(meta.get("input_shape", ()))
     current: tuple[int, ...] | None = input_shape or None
@@ -91,15 +146,17 @@ def _parse(path: Path, f) -> NetFile:
         kind = g["type"][0].decode()
         shape = tuple(int(s) for s in g["shape"][()]) if "shape" in g else ()
         if kind == "input":
+            if "neuron" in g:
+                raise _bad(path, f"layer {key} is an input layer with neurons (SLAYER's Input block), which this "
+                                 "toolkit does not deploy; export the network without it")
             input_shape = input_shape or shape
             current = input_shape
             continue
-        neuron = {k: g["neuron"][k][()] for k in g["neuron"]} if "neuron" in g else {}
         if kind == "flatten":
             layers.append(Layer(int(key), kind, (int(np.prod(current)),)))
             current = layers[-1].shape
         elif kind == "dense":
-            w = g["weight"][()]
+            w, neuron = _weight(path, key, g), _neuron(path, key, g)
             if w.ndim != 2 or w.shape != (int(g["outFeatures"][()]), int(g["inFeatures"][()])):
                 raise _bad(path, f"layer {key}: weight shape {w.shape} disagrees with its in/out features")
             if current is not None and int(np.prod(current)) != w.shape[1]:
@@ -108,9 +165,13 @@ def _parse(path: Path, f) -> NetFile:
             layers.append(Layer(int(key), kind, (w.shape[0],), w, neuron=neuron))
             current = (w.shape[0],)
         elif kind == "conv":
-            w = g["weight"][()]
+            w, neuron = _weight(path, key, g), _neuron(path, key, g)
             conv = {k: tuple(int(v) for v in np.atleast_1d(g[k][()])) for k in ("stride", "padding", "dilation")}
             conv["groups"] = int(g["groups"][()])
+            if (min(conv["stride"]) < 1 or min(conv["dilation"]) < 1 or min(conv["padding"]) < 0
+                    or conv["groups"] < 1):
+                raise _bad(path, f"layer {key}: conv geometry {conv} is impossible (stride, dilation, groups >= 1, "
+                                 "padding >= 0)")
             if w.ndim != 4 or current is None or len(current) != 3 or current[0] != w.shape[1] * conv["groups"]:
                 raise _bad(path, f"layer {key}: conv weight {w.shape} does not fit its input {current}")
             h, wd = (_conv_out(current[1 + i], w.shape[2 + i], conv["stride"][i], conv["padding"][i],

@@ -7,11 +7,13 @@ synapses, synaptic operations, energy per sample for every hw_configs target, an
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
-from esl_train.config import DATASETS
+from esl_train.cli import Parser, check_output_folder, main_wrapper
+from esl_train.config import DATASETS, EMBEDDED
 from esl_train.errors import UsageError
 
 from . import hw, netx_file
@@ -19,8 +21,8 @@ from .lava_runner import BACKENDS
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m esl_deploy.run", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="python -m esl_deploy.run", description=__doc__.splitlines()[0], allow_abbrev=False,
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", help="netx HDF5 file written by esl_train (model.net)")
     p.add_argument("--backend", default="sim", help=f"{' or '.join(BACKENDS)}")
     p.add_argument("--samples", type=int, help="test samples to run (default: the whole test split)")
@@ -38,8 +40,9 @@ def parser() -> argparse.ArgumentParser:
 def _check(args):
     if args.backend not in BACKENDS:
         raise UsageError(f"unknown --backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
-    if args.samples is not None and args.samples < 1:
-        raise UsageError(f"--samples must be at least 1, got {args.samples}")
+    for flag, value in (("--samples", args.samples), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     if args.dataset is not None and args.dataset not in DATASETS:
         raise UsageError(f"unknown --dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     targets = [hw.load(k) for k in args.hw.split(",")]
@@ -48,7 +51,7 @@ def _check(args):
     steps = args.steps or net.meta.get("steps")
     if dataset is None or steps is None:
         raise UsageError(f"{args.model} does not say which data it was trained on; pass --dataset and --steps")
-    if dataset != "digits":
+    if dataset not in EMBEDDED:
         from esl_train.data.tonic_sets import check_folder
 
         check_folder(dataset, args.data_dir)
@@ -82,7 +85,8 @@ def evaluate(args) -> dict:
     from .twin import build_twin
 
     data = load_dataset(dataset, steps, args.data_dir)
-    if tuple(data.input_shape) != tuple(net.input_shape):
+    flat_ok = net.weighted[0].type == "dense" and math.prod(data.input_shape) == math.prod(net.input_shape)
+    if tuple(data.input_shape) != tuple(net.input_shape) and not flat_ok:
         raise UsageError(f"{dataset} gives inputs of shape {tuple(data.input_shape)} but {args.model} takes "
                          f"{tuple(net.input_shape)}; pass the --dataset the network was trained on")
     n = min(args.samples or len(data.test), len(data.test))
@@ -118,20 +122,21 @@ def evaluate(args) -> dict:
     }
 
 
-def main(argv=None) -> int:
+def _main(argv) -> int:
     args = parser().parse_args(argv)
-    try:
-        result = evaluate(args)
-        from . import report
+    report = args.report if args.report is not None else Path(args.model).parent / "deploy"
+    folder = check_output_folder(report, "--report")  # now, not after the whole Lava run
+    result = evaluate(args)
+    from . import report
 
-        folder = Path(args.report) if args.report else Path(args.model).parent / "deploy"
-        print(report.summary(result))
-        report.write(result, folder)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    print(report.summary(result))
+    report.write(result, folder)
     print(f"report: {folder}/report.md (also report.json, report.png, budget.png)")
     return 0
+
+
+def main(argv=None) -> int:
+    return main_wrapper(_main, argv)
 
 
 if __name__ == "__main__":

@@ -7,132 +7,154 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import time
 from pathlib import Path
 
-from .config import ALLOCATIONS, ARCHS, DATASETS, METHODS, REGROW_RULES, RUN_PRESETS, SCHEDULES, TrainConfig
+from .cli import Parser, check_output_folder, main_wrapper
+from .config import (ALLOCATIONS, ARCHS, DATASETS, EMBEDDED, LR_SCHEDULES, METHODS, REGROW_RULES, RUN_PRESETS,
+                     SCHEDULES, TrainConfig)
 from .errors import UsageError
 from .quiet import import_lava_dl
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line instead of usage + error
-        raise UsageError(f"{message} (see python -m esl_train --help)")
-
-
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m esl_train", description=__doc__.splitlines()[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="python -m esl_train", description=__doc__.splitlines()[0], allow_abbrev=False,
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--density", type=float, default=0.1, help="fraction of synapses kept, in (0, 1]")
     p.add_argument("--method", choices=METHODS, default="esl",
                    help="dense; static (fixed random mask); set, rigl, esl (evolving masks)")
     p.add_argument("--arch", choices=ARCHS, default="mlp")
     p.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits: embedded event set, no download; others read through tonic from --data-dir")
+                   help="digits: embedded event set, no download; digits-bench: its 36k-recording benchmark "
+                        "version (built once, ~1.5 min); others read through tonic from --data-dir")
     p.add_argument("--data-dir", help="folder holding NMNIST/, DVSGesture/ or CIFAR10DVS/ (never downloaded)")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                   help="cosine: decay the learning rate to 0 over training")
     p.add_argument("--steps", type=int, default=20, help="time steps per sample")
     p.add_argument("--hidden", type=int, default=128, help="hidden neurons of the mlp")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder (default: runs/<time>-<method>-<arch>-d<density>)")
-    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint; with --epochs N, "
+                                                   "extend it to N epochs (schedules stretch to the new length)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar, one line per epoch (the default when stderr is not a terminal)")
     p.add_argument("--preset", choices=sorted(RUN_PRESETS), help="a published setup (docs/presets.md); flags override")
     g = p.add_argument_group("mask evolver (default: the method's preset, see docs/design.md)")
     g.add_argument("--allocation", choices=ALLOCATIONS, help="layer densities: Erdős–Rényi, ER-kernel or uniform")
-    g.add_argument("--regrow", choices=REGROW_RULES, help="gradient (RigL-like) or random (SET-like)")
+    g.add_argument("--regrow", choices=REGROW_RULES, help="gradient (RigL-like), random (SET-like) or unexplored (random among never-active synapses)")
     g.add_argument("--drop-fraction", type=float, help="share of active synapses swapped at an update")
     g.add_argument("--update-interval", type=int, help="training steps between updates (0: once per epoch)")
     g.add_argument("--evolve-until", type=float, help="fraction of training after which masks are frozen")
     g.add_argument("--schedule", choices=SCHEDULES, help="drop fraction over time")
+    g.add_argument("--protect-new", action=argparse.BooleanOptionalAction,
+                   help="synapses grown at an update cannot be dropped at the next one")
+    g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
+                   help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p
 
 
 def _config(args) -> TrainConfig:
     evolver = {k: getattr(args, k) for k in ("allocation", "regrow", "drop_fraction", "update_interval",
-                                             "evolve_until", "schedule")}
+                                             "evolve_until", "schedule", "protect_new", "rescale_init")}
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      lr_schedule=args.lr_schedule,
                       steps=args.steps, hidden=args.hidden, seed=args.seed, out=args.out, evolver=evolver)
     try:
         cfg.validate()
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if cfg.method in ("dense", "static") and any(v is not None for k, v in evolver.items() if k != "allocation"):
+    if cfg.method in ("dense", "static") and any(v is not None for k, v in evolver.items()
+                                                 if k not in ("allocation", "rescale_init")):
         raise UsageError(f"--method {cfg.method} does not evolve masks; drop the evolver flags or pick set/rigl/esl")
     return cfg
 
 
-def _writable_folder(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {path} is a file; pass a folder for the run")
-    if path.exists() and any(path.iterdir()):
-        raise UsageError(f"--out {path} is not empty; pick a new folder, or continue that run with --resume {path}")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to {parent}; pass --out with a folder you can write to")
+RESUME_FLAGS = {"--resume", "--epochs", "--no-progress"}  # what may accompany --resume
 
 
-def _prepare(args) -> tuple[TrainConfig, Path, bool]:
-    if args.resume:
+def _given(p: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The option strings present on the command line (abbreviations are off, so this is exact)."""
+    names = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    return {o for action in p._actions for o in action.option_strings if o in names}
+
+
+def _load_run(folder: Path) -> TrainConfig:
+    """The config of the run in `folder`, checked as a new run's would be."""
+    if not folder.is_dir():
+        raise UsageError(f"--resume {folder}: no such folder; pass a run folder of python -m esl_train")
+    try:
+        raw = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"{folder} holds no run to resume (config.json missing or unreadable); "
+                         "start a new run with --out") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{folder}/config.json is not a run config (a JSON object); start a new run with --out")
+    try:
+        cfg = TrainConfig.from_dict(raw)
+        cfg.validate()
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{folder}/config.json has a bad value ({e}); fix it or start a new run with --out") from None
+    return cfg
+
+
+def _prepare(p: argparse.ArgumentParser, args, argv: list[str]) -> tuple[TrainConfig, Path, bool]:
+    if args.resume is not None:
+        extra = _given(p, argv) - RESUME_FLAGS
+        if extra:
+            raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(sorted(extra))} "
+                             "(only --epochs, to extend the run, and --no-progress may be given)")
         folder = Path(args.resume)
-        try:
-            cfg = TrainConfig.from_dict(json.loads((folder / "config.json").read_text()))
-        except (OSError, ValueError):
-            raise UsageError(f"{folder} holds no run to resume (config.json missing or unreadable); "
-                             "start a new run with --out") from None
-        if not (folder / "checkpoint.pt").exists():
-            return cfg, folder, False  # killed before its first checkpoint: start that run again
-        return cfg, folder, True
+        cfg = _load_run(folder)
+        if "--epochs" in _given(p, argv):
+            cfg.epochs = args.epochs
+            try:
+                cfg.validate()
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        return cfg, folder, (folder / "checkpoint.pt").exists()  # no checkpoint: killed early, start it again
     cfg = _config(args)
-    if cfg.dataset != "digits":
+    if cfg.dataset not in EMBEDDED:
         from .data.tonic_sets import check_folder
 
         check_folder(cfg.dataset, cfg.data_dir)
-    folder = Path(cfg.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.arch}-d{cfg.density:g}")
-    _writable_folder(folder)
-    return cfg, folder, False
-
-
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so that the run stops like on Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise _Terminated
+    out = cfg.out if cfg.out is not None else f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.arch}-d{cfg.density:g}"
+    hint = f", or continue that run with --resume {out}" if str(out).strip() and (Path(out) / "config.json").is_file() else ""
+    return cfg, check_output_folder(out, "--out", must_be_empty=True, hint=hint), False
 
 
 def main(argv=None) -> int:
-    folder = None
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    state = {}
+
+    def hint():
+        folder = state.get("folder")
+        return f"; continue with: python -m esl_train --resume {folder}" if folder else ""
+
+    return main_wrapper(lambda a: _main(a, state), argv, hint)
+
+
+def _main(argv: list[str], state: dict) -> int:
+    p = parser()
+    preset = p.parse_known_args(argv)[0].preset
+    if preset:
+        p.set_defaults(**RUN_PRESETS[preset])
+    args = p.parse_args(argv)
+    cfg, folder, resume = _prepare(p, args, argv)
+    import_lava_dl()
+    from . import trainer
+
+    progress = not args.no_progress and sys.stderr.isatty()
     try:
-        p = parser()
-        preset = p.parse_known_args(argv)[0].preset
-        if preset:
-            p.set_defaults(**RUN_PRESETS[preset])
-        args = p.parse_args(argv)
-        cfg, folder, resume = _prepare(args)
-        import_lava_dl()
-        from . import trainer
-        metrics = trainer.run(cfg, folder, resume=resume, progress=not args.no_progress)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+        metrics = trainer.run(cfg, folder, resume=resume, progress=progress, on_start=lambda: state.update(folder=folder))
     except OSError as e:  # disk full, folder made read-only during the run, ...
-        print(f"error: {e.strerror} ({e.filename or folder}); if the disk is full or read-only, free space or pass "
-              f"another --out (finished epochs are kept: --resume {folder})", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, _Terminated):
-        hint = f"; continue with: python -m esl_train --resume {folder}" if folder else ""
-        print(f"\ninterrupted{hint}", file=sys.stderr)
-        return 130
+        kept = f" (finished epochs are kept: --resume {folder})" if (folder / "checkpoint.pt").is_file() else ""
+        raise UsageError(f"{e.strerror} ({e.filename or folder}); if the disk is full or read-only, free space or "
+                         f"pass another --out{kept}") from None
     t = metrics["timing"]
     print(f"test accuracy {metrics['test_accuracy']:.3f} | density {metrics['density']:.4f} "
           f"({metrics['synapses']}/{metrics['possible']} synapses in model.net) | "

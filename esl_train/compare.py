@@ -1,14 +1,21 @@
-"""`python -m esl_train.compare`: dense, static, SET, RigL and ESL side by side on one network and data set.
+"""`python -m esl_train.compare`: dense, static, SET, RigL and ESL side by side, with paired seeds and 95 % CIs.
 
-Every method trains the same network on the same data with the same seeds, at each density (dense once).
-The table (mean ± std over seeds) goes to <out>/benchmarks.md (section compare), the raw runs to
-<out>/compare.json, and two plots beside them. `--quick` is a minutes-long smoke version."""
+Every method trains the same network on the same data; the same seed gives every method the same data order and
+the same initial weights, so differences are paired by seed. The accuracy of a run is declared before it is
+seen: the mean of the last `--last-k` epochs' accuracy of the whole split (test for the comparison; `--split val`
+evaluates on the validation split carved from training, which is what settings are chosen on).
+
+Resumable: each finished run is stored under <out>/compare_runs/<hash of its settings>.json and skipped when the
+sweep is started again; after every finished run the table (marked partial until all runs are in), the plots and
+<out>/<name>.json are rewritten, so a sweep can be done in pieces and stopped at any time."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
+import signal
 import sys
 import tempfile
 import time
@@ -17,13 +24,48 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_text
-from .config import METHODS, TrainConfig
+from .config import DATASETS, METHODS, TrainConfig
+from .errors import UsageError
 
-DENSITIES = (0.2, 0.1, 0.05)
+DENSITIES = (0.2, 0.1, 0.05, 0.02, 0.01)
+# The benchmark protocol (docs/benchmarks.md): the benchmark set, a network it over-parameterises, paired seeds.
+BENCH = {"dataset": "digits-bench", "arch": "mlp", "epochs": 6, "steps": 20, "hidden": 128, "batch_size": 128,
+         "lr": 2e-3, "lr_schedule": "cosine"}
+SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the twin's forward pass)
+MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
+
+
+def ci95(values) -> tuple[float, float]:
+    """Mean and 95 % confidence half-width (t-distribution, sample std); half-width nan for one value."""
+    from scipy import stats
+
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return float(v.mean()) if len(v) else float("nan"), float("nan")
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def declared_accuracy(history: list[dict], split: str, last_k: int) -> float:
+    return float(np.mean([h[f"{split}_accuracy"] for h in history[-last_k:]]))
+
+
+def run_key(cfg: TrainConfig, last_k: int) -> str:
+    """A run's identity: its settings with the evolver resolved, so a variant equal to a method's preset (or the
+    same run asked for by another sweep) is trained once."""
+    ident = {**cfg.to_dict(), "evolver": cfg.evolver_settings(), "out": None, "last_k": last_k, "v": MEASURE_VERSION}
+    return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _one(job: dict) -> dict:
-    """Train one (method, density, seed) and measure it; runs in a worker process with one torch thread."""
+    """Train one job and measure it in a worker process; a run that fails comes back as its error line."""
+    try:
+        return _train_and_measure(job)
+    except Exception as e:  # noqa: BLE001 - one failed run must not end the sweep
+        return {"key": job["key"], "label": job["label"], "error": f"{type(e).__name__}: {e}"}
+
+
+def _train_and_measure(job: dict) -> dict:
+    """Train one job and measure it, with one torch thread."""
     import torch
 
     torch.set_num_threads(1)
@@ -33,184 +75,312 @@ def _one(job: dict) -> dict:
     from . import trainer
 
     cfg = TrainConfig.from_dict(job["config"])
-    folder = Path(tempfile.mkdtemp(prefix="compare-"))
-    start = time.perf_counter()
-    r = trainer.Run(cfg, folder)
-    r.fit(progress=False, log=False)
-    m = r.finish()
-    wall = time.perf_counter() - start
-    nf = netx_file.read(folder / "model.net")
-    x = torch.stack([r.data.test[i][0] for i in range(len(r.data.test))])
+    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
+        start = time.perf_counter()
+        r = trainer.Run(cfg, Path(folder))
+        r.fit(progress=False, log=False)
+        m = r.finish()
+        wall = time.perf_counter() - start
+        nf = netx_file.read(Path(folder) / "model.net")
+    n = min(SYNOPS_SAMPLES, len(r.data.test))
+    x = torch.stack([r.data.test[i][0] for i in range(n)])
     with torch.no_grad():
         _, spikes = build_twin(nf)(x, record=True)
     synops = accounting.measure(nf, x.numpy(), [s.numpy() for s in spikes])["total"]["synops"]
-    return {"method": cfg.method, "density": cfg.density, "seed": cfg.seed, "test_accuracy": m["test_accuracy"],
-            "synapses": m["synapses"], "possible": m["possible"], "file_density": m["density"],
-            "file_bytes": m["file_bytes"], "train_seconds": m["timing"]["train_seconds"],
-            "evolver_seconds": m["timing"]["evolver_seconds"], "evolver_share": m["timing"]["evolver_share"],
-            "wall_seconds": wall, "synops": synops, "history": r.history}
+    last = r.history[-1]
+    updates = r.evolver.history if r.evolver else []
+    active = sum(m["mask_synapses"] for m in m["layers"])
+    return {
+        "key": job["key"], "label": job["label"], "method": cfg.method, "density": cfg.density, "seed": cfg.seed,
+        "dataset": cfg.dataset, "arch": cfg.arch, "epochs": cfg.epochs, "steps": cfg.steps, "hidden": cfg.hidden,
+        "evolver": m["evolver"], "last_k": job["last_k"],
+        "test_accuracy": declared_accuracy(r.history, "test", job["last_k"]),
+        "val_accuracy": declared_accuracy(r.history, "val", job["last_k"]) if "val_accuracy" in last else None,
+        "final_test_accuracy": last["test_accuracy"], "test_samples": len(r.data.test),
+        "synapses": m["synapses"], "possible": m["possible"], "file_density": m["density"],
+        "file_bytes": m["file_bytes"], "synops": synops, "synops_samples": n,
+        "explored": float(np.average(list(last["explored"].values()),
+                                     weights=[layer["possible"] for layer in m["layers"]])),
+        "turnover_per_update": float(np.mean([sum(u["swaps"].values()) / active for u in updates])) if updates else 0.0,
+        "train_seconds": m["timing"]["train_seconds"], "evolver_share": m["timing"]["evolver_share"],
+        "wall_seconds": wall, "history": r.history,
+    }
 
 
 def jobs(args) -> list[dict]:
+    """Every run of the sweep: dense once per seed, each variant at each density and seed."""
     base = {"epochs": args.epochs, "steps": args.steps, "hidden": args.hidden, "arch": args.arch,
-            "dataset": args.dataset, "data_dir": args.data_dir}
+            "dataset": args.dataset, "data_dir": args.data_dir, "batch_size": args.batch_size, "lr": args.lr,
+            "lr_schedule": args.lr_schedule}
+    variants = {m: {"method": m} for m in args.methods}
+    variants.update(args.variants)
     out = []
-    for seed in range(args.seeds):
-        out.append({"config": {**base, "method": "dense", "density": 1.0, "seed": seed}})
-        for density in args.densities:
-            for method in args.methods:
-                out.append({"config": {**base, "method": method, "density": density, "seed": seed}})
+    for seed in args.seeds:
+        specs = [("dense", {"method": "dense"}, 1.0)] + [
+            (label, v, d) for d in args.densities for label, v in variants.items()]
+        for label, v, density in specs:
+            cfg = TrainConfig(**base, method=v["method"], density=density, seed=seed, evolver=v.get("evolver", {}))
+            out.append({"config": cfg.to_dict(), "label": label, "last_k": args.last_k,
+                        "key": run_key(cfg, args.last_k)})
     return out
 
 
-def summarize(runs: list[dict]) -> list[dict]:
+def summarize(runs: list[dict], split: str) -> list[dict]:
+    """One row per (variant, density): mean ± CI, and paired (same-seed) differences to dense and to static."""
+    acc = {(r["label"], r["density"], r["seed"]): r[f"{split}_accuracy"] for r in runs}
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        groups.setdefault((r["method"], r["density"]), []).append(r)
+        groups.setdefault((r["label"], r["density"]), []).append(r)
     dense = groups.get(("dense", 1.0), [])
-    dense_acc = np.mean([r["test_accuracy"] for r in dense]) if dense else float("nan")
-    dense_bytes = np.mean([r["file_bytes"] for r in dense]) if dense else float("nan")
-    dense_synops = np.mean([r["synops"] for r in dense]) if dense else float("nan")
+    mean_of = lambda rs, k: float(np.mean([r[k] for r in rs])) if rs else float("nan")  # noqa: E731
+
+    def paired(label, density, other):
+        diffs = [100 * (acc[(label, density, s)] - acc[o]) for (lb, d, s) in acc if (lb, d) == (label, density)
+                 for o in [(other[0], other[1], s)] if o in acc]
+        return (*ci95(diffs), len(diffs))
+
+    order = {m: i for i, m in enumerate(METHODS)}
     rows = []
-    for (method, density), rs in sorted(groups.items(), key=lambda kv: (-kv[0][1], METHODS.index(kv[0][0]))):
-        static = groups.get(("static", density))
-        acc = np.array([r["test_accuracy"] for r in rs])
+    for (label, density), rs in sorted(groups.items(), key=lambda kv: (-kv[0][1], order.get(kv[0][0], 99), kv[0][0])):
+        mean, half = ci95([100 * r[f"{split}_accuracy"] for r in rs])
         rows.append({
-            "method": method, "density": density, "seeds": len(rs),
-            "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
-            "loss_vs_dense_points": float(100 * (dense_acc - acc.mean())),
-            "synapses": float(np.mean([r["synapses"] for r in rs])),
-            "train_seconds": float(np.mean([r["train_seconds"] for r in rs])),
-            "time_vs_static": float(np.mean([r["train_seconds"] for r in rs]) /
-                                    np.mean([r["train_seconds"] for r in static])) if static else None,
-            "evolver_share": float(np.mean([r["evolver_share"] for r in rs])),
-            "file_vs_dense": float(np.mean([r["file_bytes"] for r in rs]) / dense_bytes),
-            "synops_vs_dense": float(np.mean([r["synops"] for r in rs]) / dense_synops),
+            "label": label, "method": rs[0]["method"], "density": density, "seeds": len(rs),
+            "accuracy": mean, "ci": half,
+            "vs_dense": paired(label, density, ("dense", 1.0)),
+            "vs_static": paired(label, density, ("static", density)) if label != "static" else None,
+            "explored": mean_of(rs, "explored"), "turnover": mean_of(rs, "turnover_per_update"),
+            "synops_vs_dense": mean_of(rs, "synops") / mean_of(dense, "synops"),
+            "file_vs_dense": mean_of(rs, "file_bytes") / mean_of(dense, "file_bytes"),
+            "wall_seconds": mean_of(rs, "wall_seconds"), "evolver_share": mean_of(rs, "evolver_share"),
         })
     return rows
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| method | density | test accuracy (mean ± std) | vs dense (points) | synapses | train s | vs static "
-             "| evolver share | file vs dense | SynOps vs dense |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def _pm(mean, half, signed=False) -> str:
+    if np.isnan(mean):
+        return "-"
+    m = f"{mean:+.2f}" if signed else f"{mean:.2f}"
+    return m if np.isnan(half) else f"{m} ± {half:.2f}"
+
+
+def table(rows: list[dict], split: str) -> str:
+    lines = [f"| variant | density | seeds | {split} accuracy % | vs dense (paired) | vs static (paired) | explored | "
+             "turnover / update | SynOps vs dense | file vs dense | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ts = f"{r['time_vs_static']:.2f}" if r["time_vs_static"] is not None else "-"
-        lines.append(f"| {r['method']} | {r['density']:g} | {100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f}"
-                     f" | {-r['loss_vs_dense_points']:+.2f} | {r['synapses']:.0f} | {r['train_seconds']:.1f} | {ts} | "
-                     f"{100 * r['evolver_share']:.2f} % | {r['file_vs_dense']:.3f} | {r['synops_vs_dense']:.3f} |")
+        vs_static = _pm(*r["vs_static"][:2], signed=True) if r["vs_static"] else "-"
+        lines.append(f"| {r['label']} | {r['density']:g} | {r['seeds']} | {_pm(r['accuracy'], r['ci'])} | "
+                     f"{_pm(*r['vs_dense'][:2], signed=True) if r['label'] != 'dense' else '-'} | {vs_static} | "
+                     f"{r['explored']:.3f} | {r['turnover']:.3f} | {r['synops_vs_dense']:.3f} | "
+                     f"{r['file_vs_dense']:.3f} | {r['wall_seconds']:.0f} |")
     return "\n".join(lines)
 
 
-def targets(rows: list[dict]) -> list[str]:
-    """The issue's targets, each with the measured number next to it."""
-    by = {(r["method"], r["density"]): r for r in rows}
+def targets(rows: list[dict], method: str = "esl") -> list[str]:
+    """The benchmark's targets, each with the measured paired difference and its CI."""
+    by = {(r["label"], r["density"]): r for r in rows}
     out = []
-    for d, limit in ((0.1, 0.3), (0.05, 1.0)):
-        if ("esl", d) in by:
-            loss = by[("esl", d)]["loss_vs_dense_points"]
-            out.append(f"ESL within {limit} points of dense at density {d}: {'met' if loss <= limit else 'missed'} "
-                       f"(loss {loss:+.2f} points)")
-    for d in sorted({k[1] for k in by if k[0] == "esl"}, reverse=True):
-        for other in ("set", "static"):
+
+    def fmt(t):
+        return f"{t[0]:+.2f} ± {t[1]:.2f} points, {t[2]} seeds"
+
+    if (method, 0.1) in by:
+        t = by[(method, 0.1)]["vs_dense"]
+        out.append(f"{method} at 0.1 loses <= 0.3 points to dense: {'met' if -t[0] <= 0.3 else 'missed'} ({fmt(t)}); "
+                   f"paired CI half-width {t[1]:.2f} (resolution goal <= 0.5: {'met' if t[1] <= 0.5 else 'missed'})")
+    for d in sorted({k[1] for k in by if k[0] == method}, reverse=True):
+        r = by[(method, d)]
+        if d <= 0.05 and r["vs_static"]:
+            t = r["vs_static"]
+            out.append(f"{method} beats static at {d:g} (paired CI excludes zero): "
+                       f"{'met' if t[0] - t[1] > 0 else 'missed'} ({fmt(t)})")
+        for other in ("set", "rigl"):
             if (other, d) in by:
-                diff = 100 * (by[("esl", d)]["accuracy_mean"] - by[(other, d)]["accuracy_mean"])
-                out.append(f"ESL >= {other} at density {d}: {'met' if diff >= 0 else 'missed'} ({diff:+.2f} points)")
-    shares = [r["evolver_share"] for r in rows if r["method"] == "esl"]
-    if shares:
-        out.append(f"evolver overhead <= 5 % of training time: {'met' if max(shares) <= 0.05 else 'missed'} "
-                   f"(max {100 * max(shares):.2f} %)")
+                diffs = r["accuracy"] - by[(other, d)]["accuracy"]
+                out.append(f"{method} >= {other} at {d:g}: {'met' if diffs >= 0 else 'missed'} ({diffs:+.2f} points)")
+    if (method, 0.01) in by:
+        t = by[(method, 0.01)]["vs_dense"]
+        out.append(f"{method} at 0.01 loses <= 3.5 points: {'met' if -t[0] <= 3.5 else 'missed'} ({fmt(t)})")
     return out
 
 
-def plots(runs: list[dict], rows: list[dict], folder: Path) -> None:
+def _legends(axes) -> None:
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+
+
+def plots(runs: list[dict], rows: list[dict], folder: Path, name: str, split: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    dense = [r for r in rows if r["method"] == "dense"]
-    if dense:
-        ax.axhline(100 * dense[0]["accuracy_mean"], color="k", ls="--", label="dense")
-    for method in [m for m in METHODS if m != "dense"]:
-        rs = sorted((r for r in rows if r["method"] == method), key=lambda r: r["density"])
-        if rs:
-            ax.errorbar([r["density"] for r in rs], [100 * r["accuracy_mean"] for r in rs],
-                        yerr=[100 * r["accuracy_std"] for r in rs], marker="o", capsize=3, label=method)
-    ax.set(xscale="log", xlabel="density (synapses kept)", ylabel="test accuracy (%)", title="accuracy vs density")
-    ax.legend()
-    with atomic_path(folder / "compare_accuracy.png") as tmp:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
+    labels = list(dict.fromkeys(r["label"] for r in rows if r["label"] != "dense"))
+    for r in rows:
+        if r["label"] == "dense":
+            axes[0].axhspan(r["accuracy"] - np.nan_to_num(r["ci"]), r["accuracy"] + np.nan_to_num(r["ci"]),
+                            color="k", alpha=0.15)
+            axes[0].axhline(r["accuracy"], color="k", ls="--", label="dense")
+    for label in labels:
+        rs = sorted((r for r in rows if r["label"] == label), key=lambda r: r["density"])
+        axes[0].errorbar([r["density"] for r in rs], [r["accuracy"] for r in rs],
+                         yerr=[np.nan_to_num(r["ci"]) for r in rs], marker="o", capsize=3, label=label)
+        axes[1].plot([r["density"] for r in rs], [r["explored"] for r in rs], marker="o", label=label)
+    axes[0].set(xscale="log", xlabel="density (synapses kept)", ylabel=f"{split} accuracy (%)",
+                title="accuracy vs density (mean ± 95 % CI over seeds)")
+    axes[1].set(xscale="log", yscale="log", xlabel="density", ylabel="synapses ever active / possible",
+                title="exploration at the end of training")
+    _legends(axes)
+    with atomic_path(folder / f"{name}_accuracy.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
-    density = sorted({r["density"] for r in runs if r["method"] != "dense"}, key=lambda d: abs(d - 0.1))[:1]
-    pick = [r for r in runs if r["seed"] == 0 and (r["method"] == "dense" or r["density"] in density)]
+    densities = sorted({r["density"] for r in runs if r["label"] != "dense"}, key=lambda d: abs(d - 0.1))[:1]
+    seed = min(r["seed"] for r in runs)
+    pick = [r for r in runs if r["seed"] == seed and r["label"] != "dense" and r["density"] in densities]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
-    for r in pick:
+    for r in sorted(pick, key=lambda r: r["label"]):
         epochs = [h["epoch"] for h in r["history"]]
-        axes[0].plot(epochs, [100 * h["test_accuracy"] for h in r["history"]], label=r["method"])
-        for layer, dens in r["history"][0]["layer_density"].items():
-            axes[1].plot(epochs, [h["layer_density"][layer] for h in r["history"]],
-                         label=f"{r['method']} {layer}")
-    axes[0].set(xlabel="epoch", ylabel="test accuracy (%)",
-                title=f"accuracy over training (density {density[0] if density else 1:g}, seed 0)")
-    axes[1].set(xlabel="epoch", ylabel="active / possible", yscale="log", title="per-layer density over training")
-    axes[0].legend()
-    axes[1].legend(fontsize=7, ncol=2)
-    with atomic_path(folder / "compare_training.png") as tmp:
+        axes[0].plot(epochs, [100 * h[f"{split}_accuracy"] for h in r["history"]], label=r["label"])
+        axes[1].plot(epochs, [np.mean(list(h["explored"].values())) for h in r["history"]], label=r["label"])
+    d = densities[0] if densities else 1
+    axes[0].set(xlabel="epoch", ylabel=f"{split} accuracy (%)", title=f"training (density {d:g}, seed {seed})")
+    axes[1].set(xlabel="epoch", ylabel="synapses ever active / possible (layer mean)",
+                title=f"exploration over training (density {d:g}, seed {seed})")
+    _legends(axes)
+    with atomic_path(folder / f"{name}_training.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
+    """Rewrite <name>.json, the plots and the markdown section from the runs finished so far."""
+    folder = Path(args.out)
+    rows = summarize(runs, args.split)
+    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    write_text(folder / f"{args.name}.json", json.dumps({"settings": settings, "summary": rows, "runs": runs}, indent=1))
+    plots(runs, rows, folder, args.name, args.split)
+    checks = targets(rows) if args.split == "test" else []
+    missing = len(todo) - len(runs)
+    status = (f"**Partial: {len(runs)} of {len(todo)} runs finished**; run the same command again to continue."
+              if missing else f"All {len(todo)} runs finished.")
+    seeds = ",".join(map(str, args.seeds))
+    body = "\n".join([
+        f"## {args.title} (`python -m esl_train.compare {' '.join(args.argv)}`)", "",
+        f"{args.arch} (hidden {args.hidden}) on {args.dataset}, {args.epochs} epochs, T={args.steps}, batch "
+        f"{args.batch_size}, Adam lr {args.lr:g} ({args.lr_schedule}); seeds {seeds} (paired: a seed gives every method the same data order and "
+        f"initial weights). Accuracy = mean of the last {args.last_k} epochs' {args.split} accuracy on the whole "
+        f"{args.split} split ({runs[0]['test_samples'] if runs and args.split == 'test' else 'all'} samples); ± is the "
+        "95 % CI (t, sample std) over seeds; *vs dense* and *vs static* are paired differences in points. "
+        "*explored*: synapses ever active / possible (in-time over-parameterisation); *turnover*: synapses swapped "
+        f"per update / active. SynOps counted on {SYNOPS_SAMPLES} test samples, file size from model.net. "
+        f"{status} Sweep wall time so far: {wall / 60:.0f} min ({args.jobs} jobs).", "",
+        table(rows, args.split), "",
+        *(["Targets:", *[f"- {c}" for c in checks], ""] if checks else []),
+        f"![accuracy vs density]({args.name}_accuracy.png)", f"![training and exploration]({args.name}_training.png)"])
+    from .markdown import write_section
+
+    write_section(folder / args.md, args.name, body)
+    return table(rows, args.split)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m esl_train.compare", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="docs", help="folder for the stored runs, <name>.json, the plots and --md")
+    p.add_argument("--name", default="compare", help="names the stored runs, the json, the plots and the md section")
+    p.add_argument("--md", default="benchmarks.md", help="markdown file in --out that gets the table")
+    p.add_argument("--title", default="Method comparison")
+    p.add_argument("--methods", default="static,set,rigl,esl", type=lambda s: [m for m in s.split(",") if m])
+    p.add_argument("--variants", default={}, type=json.loads,
+                   help='extra variants as JSON: {"label": {"method": "esl", "evolver": {"regrow": "random"}}}')
+    p.add_argument("--densities", default=",".join(map(str, DENSITIES)),
+                   type=lambda s: [float(x) for x in s.split(",")])
+    p.add_argument("--seeds", default="0,1,2", type=lambda s: [int(x) for x in s.split(",")],
+                   help="seed list (more seeds tighten the CIs; stored runs are reused)")
+    for k in ("epochs", "steps", "hidden", "batch_size"):
+        p.add_argument(f"--{k.replace('_', '-')}", type=int, default=BENCH[k])
+    p.add_argument("--lr", type=float, default=BENCH["lr"])
+    p.add_argument("--lr-schedule", default=BENCH["lr_schedule"], choices=("constant", "cosine"))
+    p.add_argument("--arch", default=BENCH["arch"], choices=("mlp", "conv"))
+    p.add_argument("--dataset", default=BENCH["dataset"], choices=DATASETS)
+    p.add_argument("--data-dir")
+    p.add_argument("--split", default="test", choices=("test", "val"),
+                   help="what the accuracy is measured on: val to choose settings, test to report")
+    p.add_argument("--last-k", type=int, default=3, help="accuracy = mean of the last k epochs")
+    p.add_argument("--jobs", type=int, default=2, help="parallel training processes (one torch thread each)")
+    p.add_argument("--quick", action="store_true", help="embedded digits, 1 seed, density 0.1, 2 epochs, tiny net")
+    return p
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m esl_train.compare", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="docs", help="folder for benchmarks.md, compare.json and the plots")
-    p.add_argument("--methods", default="static,set,rigl,esl", type=lambda s: s.split(","))
-    p.add_argument("--densities", default=",".join(map(str, DENSITIES)),
-                   type=lambda s: [float(x) for x in s.split(",")])
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
-    p.add_argument("--hidden", type=int, default=TrainConfig.hidden)
-    p.add_argument("--arch", default="mlp")
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--data-dir")
-    p.add_argument("--jobs", type=int, default=2, help="parallel training processes (one torch thread each)")
-    p.add_argument("--quick", action="store_true", help="1 seed, density 0.1, 2 epochs, tiny net: a smoke test")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.seeds, args.densities, args.epochs, args.hidden, args.steps = 1, [0.1], 2, 16, 8
-    bad = [m for m in args.methods if m not in METHODS or m == "dense"]
-    if bad:
-        print(f"error: unknown --methods {','.join(bad)}; choose from static, set, rigl, esl", file=sys.stderr)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(argv)
+        args.argv = [a for a in argv if a != str(Path(args.out))]
+        if args.quick:
+            args.dataset, args.seeds, args.densities, args.epochs, args.hidden, args.steps, args.last_k = (
+                "digits", [0], [0.1], 2, 16, 8, 1)
+        bad = [m for m in args.methods if m not in METHODS or m == "dense"]
+        if bad:
+            raise UsageError(f"unknown --methods {','.join(bad)}; choose from static, set, rigl, esl")
+        if args.jobs < 1 or args.last_k < 1:
+            raise UsageError("--jobs and --last-k must be at least 1")
+        if args.last_k > args.epochs:
+            raise UsageError(f"--last-k {args.last_k} is more than --epochs {args.epochs}")
+        if args.split == "val" and args.dataset != "digits-bench":
+            raise UsageError("--split val needs a data set with a validation split: --dataset digits-bench")
+        todo = jobs(args)
+        for j in todo:
+            try:
+                TrainConfig.from_dict(j["config"]).validate()
+            except ValueError as e:
+                raise UsageError(f"{j['label']}: {e}") from None
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    todo = jobs(args)
+    folder = Path(args.out)
+    store = folder / "compare_runs"  # shared by every sweep in --out: the same run is never trained twice
+    store.mkdir(parents=True, exist_ok=True)
+    # a stored run may come from another sweep (the same settings under another label): label it as this one does
+    runs = [{**json.loads((store / f"{j['key']}.json").read_text()), "label": j["label"]}
+            for j in todo if (store / f"{j['key']}.json").exists()]
+    pending = [j for j in todo if not (store / f"{j['key']}.json").exists()]
+    print(f"{len(todo)} runs: {len(runs)} stored, {len(pending)} to do", flush=True)
     from tqdm import tqdm
 
+    from .data import load_dataset
     from .quiet import import_lava_dl
 
     import_lava_dl()  # Lava sets the 'fork' start method on import: do it once here, workers inherit it
-    with mp.Pool(args.jobs) as pool:
-        runs = list(tqdm(pool.imap(_one, todo), total=len(todo), desc="compare", unit="run"))
-    rows = summarize(runs)
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "compare.json", json.dumps({"settings": vars(args), "summary": rows, "runs": runs}, indent=1))
-    plots(runs, rows, folder)
-    from .markdown import write_section
-
-    checks = targets(rows)
-    body = "\n".join([
-        "## Method comparison (`python -m esl_train.compare" + (" --quick" if args.quick else "") + "`)", "",
-        f"{args.arch} on {args.dataset}, {args.epochs} epochs, T={args.steps}, hidden {args.hidden}, "
-        f"{args.seeds} seed(s), {args.jobs} parallel jobs of one thread each. Accuracy is the last epoch's test "
-        "accuracy; synapses, file size and SynOps are counted from the exported model.net.", "",
-        table(rows), "", "Targets:", *[f"- {c}" for c in checks], "",
-        "![accuracy vs density](compare_accuracy.png)", "![training curves](compare_training.png)"])
-    write_section(folder / "benchmarks.md", "compare", body)
-    print(table(rows))
-    print("\n".join(checks))
+    if pending:
+        load_dataset(args.dataset, args.steps, args.data_dir)  # build the data cache once, before the workers
+    start = time.perf_counter()
+    wall0 = sum(r["wall_seconds"] for r in runs) / args.jobs
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: finished runs are all stored
+    try:
+        with mp.Pool(args.jobs) as pool:
+            bar = tqdm(pool.imap_unordered(_one, pending), total=len(pending), desc=args.name, unit="run",
+                       disable=None)
+            for run in bar:
+                if "error" in run:
+                    bar.write(f"run {run['label']} ({run['key']}) failed: {run['error']}", file=sys.stderr)
+                    continue
+                write_text(store / f"{run['key']}.json", json.dumps(run))
+                runs.append(run)
+                render(args, todo, runs, wall0 + time.perf_counter() - start)
+                if bar.disable:
+                    print(f"{len(runs)}/{len(todo)} {run['label']} d={run['density']:g} seed {run['seed']}: "
+                          f"{args.split} {100 * run[f'{args.split}_accuracy']:.2f} %", flush=True)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(runs)} of {len(todo)} runs stored; run the same command to continue",
+              file=sys.stderr)
+        return 130
+    if not runs:
+        return 0
+    print(render(args, todo, runs, wall0 + time.perf_counter() - start))
+    print("\n".join(targets(summarize(runs, args.split)) if args.split == "test" else []))
     return 0
 
 

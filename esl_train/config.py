@@ -7,10 +7,15 @@ from dataclasses import asdict, dataclass, field, fields
 
 METHODS = ("dense", "static", "set", "rigl", "esl")
 ARCHS = ("mlp", "conv")
-DATASETS = ("digits", "nmnist", "dvsgesture", "cifar10dvs")
+DATASETS = ("digits", "digits-bench", "nmnist", "dvsgesture", "cifar10dvs")
+EMBEDDED = ("digits", "digits-bench")  # generated here; the others are read through tonic from --data-dir
 ALLOCATIONS = ("er", "erk", "uniform")
-REGROW_RULES = ("gradient", "random")
+REGROW_RULES = ("gradient", "random", "unexplored")
 SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("constant", "cosine")
+
+EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
+                "protect_new", "rescale_init")  # the fields of sparsity.EvolverConfig besides density
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
 PRESETS: dict[str, dict] = {
@@ -47,6 +52,7 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # cosine: decay to 0 over training (steadier final model; the benchmark uses it)
     steps: int = 20  # time steps per sample
     hidden: int = 128
     seed: int = 0
@@ -66,19 +72,25 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a message that names the problem and the fix."""
+        if not isinstance(self.evolver, dict) or set(self.evolver) - set(EVOLVER_KEYS):
+            raise ValueError(f"evolver settings must be a mapping with keys among {', '.join(EVOLVER_KEYS)}")
         if not (isinstance(self.density, (int, float)) and not math.isnan(self.density) and 0 < self.density <= 1):
             raise ValueError(f"--density must be in (0, 1], got {self.density}; e.g. --density 0.1 keeps 10 %")
         if self.method == "dense" and self.density != 1:
             self.density = 1.0
         for name, value, choices in (("method", self.method, METHODS), ("arch", self.arch, ARCHS),
-                                     ("dataset", self.dataset, DATASETS)):
+                                     ("dataset", self.dataset, DATASETS), ("lr-schedule", self.lr_schedule,
+                                                                          LR_SCHEDULES)):
             if value not in choices:
                 raise ValueError(f"unknown --{name} {value!r}; choose one of {', '.join(choices)}")
         for name in ("epochs", "batch_size", "steps", "hidden"):
-            if getattr(self, name) < 1:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
+            raise ValueError(f"--lr must be in (0, 1], got {self.lr}; e.g. --lr 1e-3")
+        if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
+            raise ValueError(f"--seed must be an integer in [0, 2**32), got {self.seed}")
         ev = self.evolver_settings()
         if not 0 <= ev.get("drop_fraction", 0) <= 1:
             raise ValueError(f"--drop-fraction must be in [0, 1], got {ev['drop_fraction']}")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
+from .errors import UsageError
 
 
 def _copy_compressed(src: h5py.Group, dst: h5py.Group) -> None:
@@ -33,7 +34,13 @@ def _copy_compressed(src: h5py.Group, dst: h5py.Group) -> None:
 
 
 def export_netx(net, path: str | Path, meta: dict | None = None, compress: bool = True) -> None:
-    """Write `net` (a models.SpikingNet) as a netx file; `meta` goes into the root attribute 'esl_snn'."""
+    """Write `net` (a models.SpikingNet) as a netx file; `meta` goes into the root attribute 'esl_snn'.
+
+    A network with a non-finite weight is refused: Lava would run it without a spike and say nothing."""
+    bad = [name for name, p in net.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise UsageError(f"the network has non-finite (NaN or inf) weights in {', '.join(bad)}; it was not exported - "
+                         "the training diverged: lower --lr and train again")
     was_training = net.training
     with torch.no_grad():  # SLAYER blocks learn their neuron shape (written to the file) in a forward pass
         net.eval()(torch.zeros(1, *net.input_shape, 1))

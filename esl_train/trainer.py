@@ -6,6 +6,7 @@ and at the end model.net (netx HDF5), metrics.json and training.png. Every file 
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -23,7 +24,8 @@ from .errors import UsageError
 from .export import export_netx, read_synapses
 from .models import SpikingNet, build
 from .plots import plot_training
-from .sparsity import EvolverConfig, MaskEvolver
+from .runfolder import locked, remove_stale_temp_files
+from .sparsity import EvolverConfig, MaskEvolver, layer_densities
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -63,20 +65,35 @@ class Run:
         self.train_loader = torch.utils.data.DataLoader(self.data.train, batch_size=config.batch_size, shuffle=True,
                                                         generator=self.loader_rng)
         self.test_loader = torch.utils.data.DataLoader(self.data.test, batch_size=256)
+        self.val_loader = torch.utils.data.DataLoader(self.data.val, batch_size=256) if self.data.val else None
         self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.loss_fn = make_loss()
         self.total_steps = config.epochs * len(self.train_loader)
+        self.lr_scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total_steps)
+                             if config.lr_schedule == "cosine" else None)
         self.evolver = None
         if config.method != "dense":
+            self._check_density()
             ev = config.evolver_settings()
             ev["update_interval"] = ev.get("update_interval") or len(self.train_loader)  # 0: once per epoch
             weights = {k: (b.synapse, b.synapse.weight) for k, b in self.net.weighted_blocks().items()}
             self.evolver = MaskEvolver(weights, self.optimizer, EvolverConfig(density=config.density, **ev),
-                                       self.total_steps, seed=config.seed)
+                                       self.total_steps, seed=config.seed, quiet_steps=len(self.train_loader))
         self.epoch = 0
         self.history: list[dict] = []
         self.train_seconds = 0.0
+
+    def _check_density(self) -> None:
+        """Refuse a density that leaves some layer less than one synapse (it would silently get one)."""
+        cfg = self.config
+        shapes = {k: tuple(b.synapse.weight.shape) for k, b in self.net.weighted_blocks().items()}
+        dens = layer_densities(shapes, cfg.density, cfg.evolver_settings().get("allocation", "er"))
+        kept = {k: dens[k] * math.prod(s) for k, s in shapes.items()}
+        if min(kept.values()) < 0.5:
+            need = cfg.density * max(0.5 / v for v in kept.values())
+            raise UsageError(f"--density {cfg.density:g} keeps less than one synapse in {min(kept, key=kept.get)}; "
+                             f"use --density {need:.2g} or more")
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -85,6 +102,7 @@ class Run:
             "epoch": self.epoch,
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler else None,
             "evolver": self.evolver.state_dict() if self.evolver else None,
             "history": self.history,
             "train_seconds": self.train_seconds,
@@ -95,22 +113,38 @@ class Run:
             torch.save(state, tmp)
 
     def load_checkpoint(self) -> None:
-        state = torch.load(self.folder / CHECKPOINT, weights_only=False)
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.evolver:
-            self.evolver.load_state_dict(state["evolver"])
-        self.epoch, self.history, self.train_seconds = state["epoch"], state["history"], state["train_seconds"]
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        random.setstate(state["rng"]["python"])
-        self.loader_rng.set_state(state["rng"]["loader"])
+        path = self.folder / CHECKPOINT
+        try:
+            state = torch.load(path, weights_only=False, map_location="cpu")
+            self.net.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.lr_scheduler:
+                self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+            if self.evolver:
+                self.evolver.load_state_dict(state["evolver"])
+            self.epoch, self.history, self.train_seconds = state["epoch"], state["history"], state["train_seconds"]
+            torch.set_rng_state(state["rng"]["torch"])
+            np.random.set_state(state["rng"]["numpy"])
+            random.setstate(state["rng"]["python"])
+            self.loader_rng.set_state(state["rng"]["loader"])
+        except OSError:
+            raise
+        except Exception as e:  # truncated, empty, random bytes, another run's or another program's file
+            raise UsageError(f"{path} is damaged or not this run's checkpoint ({type(e).__name__}); delete it to "
+                             "start this run again from epoch 0, or start a new run with --out") from None
+        if not 0 <= self.epoch <= self.config.epochs:
+            raise UsageError(f"{path} is at epoch {self.epoch}, beyond --epochs {self.config.epochs}; resume with "
+                             f"--epochs {self.epoch} or more")
 
     # -- training ------------------------------------------------------------------------------
     def layer_density(self) -> dict[str, float]:
         if self.evolver is None:
             return {k: 1.0 for k in self.net.weighted_blocks()}
         return {k: int(m.sum()) / m.numel() for k, m in self.evolver.masks.items()}
+
+    def explored(self) -> dict[str, float]:
+        """Share of each layer's possible synapses ever active so far (dense: all of them)."""
+        return self.evolver.exploration() if self.evolver else {k: 1.0 for k in self.net.weighted_blocks()}
 
     def swapped(self) -> dict[str, int]:
         total = {k: 0 for k in self.net.weighted_blocks()}
@@ -119,11 +153,24 @@ class Run:
                 total[k] += n
         return total
 
+    def _check_finite(self, what: str, tensors) -> None:
+        """A diverged run (NaN/inf) must stop here: NaN weights make no spikes, so the loss alone can look fine."""
+        if not all(bool(torch.isfinite(t).all()) for t in tensors):
+            raise UsageError(f"{what} became non-finite (NaN or inf) in epoch {self.epoch + 1}; the last good "
+                             f"checkpoint is kept in {self.folder} - lower --lr and run again with --resume")
+
     def fit(self, progress: bool = True, log: bool = True) -> None:
         """Train until the configured epochs; `progress` shows a bar, `log` prints one line per epoch."""
         cfg = self.config
         bar = tqdm(total=self.total_steps, initial=self.epoch * len(self.train_loader), unit="step",
                    desc=f"{cfg.method} d={cfg.density:g}", disable=not progress, dynamic_ncols=True)
+        try:
+            self._epochs(bar, log)
+        finally:
+            bar.close()  # before any error line, so the bar is not drawn again after it
+
+    def _epochs(self, bar, log: bool) -> None:
+        cfg = self.config
         while self.epoch < cfg.epochs:
             self.net.train()
             correct = seen = 0
@@ -137,7 +184,11 @@ class Run:
                                      f"is kept in {self.folder} - lower --lr and run again with --resume")
                 self.optimizer.zero_grad()
                 loss.backward()
+                self._check_finite("gradients", (p.grad for p in self.net.parameters() if p.grad is not None))
                 self.optimizer.step()
+                self._check_finite("weights", self.net.parameters())
+                if self.lr_scheduler:
+                    self.lr_scheduler.step()
                 if self.evolver:
                     self.evolver.step()
                 loss_sum += float(loss)
@@ -152,13 +203,14 @@ class Run:
             self.history.append({
                 "epoch": self.epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                 "test_loss": test_loss, "test_accuracy": test_acc,
-                "layer_density": self.layer_density(), "swapped": self.swapped(),
+                "layer_density": self.layer_density(), "swapped": self.swapped(), "explored": self.explored(),
             })
+            if self.val_loader:
+                self.history[-1]["val_accuracy"] = evaluate(self.net, self.val_loader, self.loss_fn)[0]
             if log:
                 bar.write(f"epoch {self.epoch}/{cfg.epochs}  loss {loss_sum / seen:.3f}  train {correct / seen:.3f}  "
                           f"test {test_acc:.3f}")
             self.save_checkpoint()
-        bar.close()
 
     # -- outputs -------------------------------------------------------------------------------
     def finish(self) -> dict:
@@ -168,6 +220,11 @@ class Run:
                 "num_classes": self.data.num_classes, "method": cfg.method, "density": cfg.density}
         export_netx(self.net, self.folder / "model.net", meta)
         file_layers = read_synapses(self.folder / "model.net")
+        empty = [entry["name"] for entry in file_layers if entry["synapses"] == 0]
+        if empty:
+            (self.folder / "model.net").unlink()
+            raise UsageError(f"{', '.join(empty)} kept no synapse after Loihi's 8-bit weight quantization, so the "
+                             "network cannot run on Lava; train longer or with a higher --density")
         masks = self.evolver.active() if self.evolver else {}
         layers = []
         for entry in file_layers:
@@ -206,15 +263,18 @@ class Run:
         return metrics
 
 
-def run(config: TrainConfig, folder: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or resume) in `folder` and return the metrics."""
+def run(config: TrainConfig, folder: Path, resume: bool = False, progress: bool = True, on_start=None) -> dict:
+    """Train (or resume) in `folder` and return the metrics. Everything that can be checked is checked before the
+    folder is created; then the folder is locked against a second trainer for the whole run."""
     data = load_dataset(config.dataset, config.steps, config.data_dir, config.seed)
     data.train[0], data.test[0]  # a foreign or broken file fails here, before the run folder exists
-    folder.mkdir(parents=True, exist_ok=True)
     r = Run(config, folder, data)
-    if resume:
-        r.load_checkpoint()
-    else:
+    with locked(folder):
+        if on_start:
+            on_start()
+        remove_stale_temp_files(folder)
+        if resume:
+            r.load_checkpoint()
         write_text(folder / "config.json", json.dumps(config.to_dict(), indent=2))
-    r.fit(progress)
-    return r.finish()
+        r.fit(progress)
+        return r.finish()

@@ -9,12 +9,13 @@ from esl_train.sparsity import EvolverConfig, MaskEvolver
 
 
 def masked_net(arch, density, shape=(2, 24, 24), hidden=128, seed=0):
-    """A freshly initialised network with random masks (weights rescaled, so it spikes)."""
+    """A freshly initialised network with random masks, weights rescaled by 1/sqrt(density) so that even a very
+    sparse untrained net spikes (training does not rescale by default; these nets are never trained)."""
     torch.manual_seed(seed)
     net = build(arch, shape, 10, hidden=hidden)
     opt = torch.optim.Adam(net.parameters())
     weights = {k: (b.synapse, b.synapse.weight) for k, b in net.weighted_blocks().items()}
-    ev = MaskEvolver(weights, opt, EvolverConfig(density=density), total_steps=10, seed=seed)
+    ev = MaskEvolver(weights, opt, EvolverConfig(density=density, rescale_init=True), total_steps=10, seed=seed)
     return net, ev
 
 

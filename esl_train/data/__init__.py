@@ -15,6 +15,7 @@ class SpikeData:
     test: Any
     input_shape: tuple[int, int, int]  # (P, H, W): polarity channels, height, width
     num_classes: int
+    val: Any = None  # a validation split carved from training (for choosing settings), where the set has one
 
 
 def load_digits(steps: int) -> SpikeData:
@@ -34,9 +35,27 @@ def load_digits(steps: int) -> SpikeData:
                      (2, p.sensor, p.sensor), int(es.labels.max() + 1))
 
 
+def load_digits_bench(steps: int) -> SpikeData:
+    """The benchmark set (digits_bench): 25,860 train, 2,880 validation, 7,200 test recordings."""
+    import torch
+
+    from . import digits_bench
+    from .framing import BoolSpikes
+
+    data = digits_bench.load(steps)
+    sensor = digits_bench.BenchParams().sensor.sensor
+    splits = {}
+    for name in digits_bench.SPLITS:
+        x, y = digits_bench.unpack(data, name, sensor)
+        splits[name] = BoolSpikes(torch.from_numpy(x), torch.from_numpy(y))
+    return SpikeData("digits-bench", splits["train"], splits["test"], (2, sensor, sensor), 10, splits["val"])
+
+
 def load_dataset(name: str, steps: int, data_dir: str | None = None, seed: int = 0) -> SpikeData:
     if name == "digits":
         return load_digits(steps)
+    if name == "digits-bench":
+        return load_digits_bench(steps)
     from . import tonic_sets
 
     train, test, shape, classes = tonic_sets.load(name, data_dir, steps, seed)

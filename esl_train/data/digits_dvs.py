@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class SensorParams:
     sensor: int = 24  # square sensor, pixels per side (N-MNIST: 28x28 digits on 34x34)
     saccade_ms: int = 100  # three saccades, as in N-MNIST
     amplitude: float = 3.0  # pixels the digit travels per saccade
+    saccade_angle: float = 0.0  # rotation of the saccade triangle, degrees
     dt_us: int = 1000  # simulation step of the pixel model
     threshold: float = 0.25  # log-intensity contrast threshold
     threshold_mismatch: float = 0.05  # relative per-pixel std of the threshold
@@ -85,25 +87,36 @@ class EventSet:
 
 def _saccade_path(p: SensorParams) -> np.ndarray:
     """Digit offset (dy, dx) in pixels at every simulation step: a triangle walked in three saccades."""
-    a = p.amplitude
+    a, rad = p.amplitude, np.deg2rad(p.saccade_angle)
     corners = np.array([[-a / 2, -a / 2], [-a / 2, a / 2], [a / 2, 0.0], [-a / 2, -a / 2]])
+    corners = corners @ np.array([[np.cos(rad), np.sin(rad)], [-np.sin(rad), np.cos(rad)]])
     steps = p.saccade_ms * 1000 // p.dt_us
     frac = (np.arange(steps) / steps)[:, None]
     legs = [c0 + frac * (c1 - c0) for c0, c1 in zip(corners[:-1], corners[1:])]
     return np.concatenate(legs + [corners[-1:]])
 
 
-def _render(images: np.ndarray, p: SensorParams):
-    """Yield the log intensity seen by the sensor at each step, shape (samples, H, W): the moving digits."""
+def scene_margin(p: SensorParams) -> int:
+    """Scene pixels around the sensor's field of view, enough for the saccades."""
+    return int(np.ceil(p.amplitude)) + 1
+
+
+def place(images: np.ndarray, p: SensorParams, margin: int) -> np.ndarray:
+    """The scene: sklearn's 8x8 digits (0..16) upscaled, centred on a canvas of sensor + 2 * margin pixels."""
     from scipy.ndimage import zoom
 
     digits = zoom(images / 16.0, (1, p.upscale, p.upscale), order=1).clip(0, 1).astype(np.float32)
     n, h, _ = digits.shape
-    margin = int(np.ceil(p.amplitude)) + 1
     side = p.sensor + 2 * margin
-    canvas = np.zeros((n, side, side), np.float32)  # the scene around the sensor's field of view
+    canvas = np.zeros((n, side, side), np.float32)
     top = margin + (p.sensor - h) // 2
     canvas[:, top : top + h, top : top + h] = digits
+    return canvas
+
+
+def render(canvas: np.ndarray, p: SensorParams):
+    """Yield the log intensity seen by the sensor at each step, shape (samples, H, W): the moving scenes."""
+    margin = (canvas.shape[1] - p.sensor) // 2
     path = _saccade_path(p)
     for dy, dx in path:
         # sensor pixel (y, x) sees scene point (y - dy, x - dx): blend the four neighbouring canvas pixels
@@ -114,7 +127,7 @@ def _render(images: np.ndarray, p: SensorParams):
         yield np.log(p.background + img)
 
 
-def _dvs_events(frames, p: SensorParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def dvs_events(frames, p: SensorParams, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Run the DVS pixel model over all samples at once; returns (events sorted by sample then time, offsets)."""
     ref = next(frames).copy()  # each pixel's log intensity at its last event
     n, h, w = ref.shape
@@ -155,7 +168,7 @@ def generate(p: SensorParams) -> EventSet:
 
     digits = load_digits()
     rng = np.random.default_rng(p.seed)
-    events, offsets = _dvs_events(_render(digits.images, p), p, rng)
+    events, offsets = dvs_events(render(place(digits.images, p, scene_margin(p)), p), p, rng)
     _, test_idx = train_test_split(
         np.arange(len(digits.target)), test_size=p.test_fraction, stratify=digits.target, random_state=p.seed
     )
@@ -172,8 +185,11 @@ def load(p: SensorParams = SensorParams()) -> EventSet:
     """The event set for these parameters, generated once and cached on disk."""
     path = cache_dir() / f"digits-dvs-{p.key()}.npz"
     if path.exists():
-        z = np.load(path)
-        return EventSet(z["events"], z["offsets"], z["labels"], z["is_test"], p)
+        try:
+            with np.load(path) as z:
+                return EventSet(z["events"], z["offsets"], z["labels"], z["is_test"], p)
+        except Exception as e:  # truncated or foreign file: say so and rebuild it
+            print(f"warning: cache file {path} is damaged ({type(e).__name__}); rebuilding it", file=sys.stderr)
     es = generate(p)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

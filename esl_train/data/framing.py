@@ -45,12 +45,22 @@ class FramedEvents(torch.utils.data.Dataset):
                 events = self.transform(events)
             in_sensor = (events["x"] < self.sensor_size[0]).all() and (events["y"] < self.sensor_size[1]).all()
         except Exception as e:  # tonic's readers fail in many ways on a foreign file
-            raise UsageError(f"sample {i} could not be read ({type(e).__name__}: {e}); the files must be the data set's "
-                             "original format") from None
+            raise UsageError(f"{source_file(self.events, i)} could not be read ({type(e).__name__}: {e}); the files "
+                             "must be the data set's original format") from None
         if not in_sensor:
-            raise UsageError(f"sample {i} has events outside the {self.sensor_size[0]}x{self.sensor_size[1]} sensor; "
-                             "the files are not in this data set's format")
+            raise UsageError(f"{source_file(self.events, i)} has events outside the {self.sensor_size[0]}x"
+                             f"{self.sensor_size[1]} sensor; the files are not in this data set's format")
         return torch.from_numpy(events_to_spikes(events, self.sensor_size, self.steps)).float(), int(label)
+
+
+def source_file(dataset, i: int) -> str:
+    """The file behind sample `i` of a tonic data set (through Subsets), to name it in an error."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset, i = dataset.dataset, dataset.indices[i]
+    try:
+        return str(dataset.data[i])
+    except (AttributeError, IndexError, TypeError):
+        return f"sample {i}"
 
 
 class BoolSpikes(torch.utils.data.Dataset):

@@ -6,6 +6,7 @@ subclass whose `download()` refuses."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ class RealSet:
     train_dir: str
     test_dir: str | None  # None: no official split, we hold out a fixed 10 %
     suffix: str
+    layout: str  # where one file goes, below <data-dir>
     sensor_size: tuple[int, int, int]
     target_size: tuple[int, int] | None  # spatial down-sampling for a small network
     num_classes: int
@@ -25,11 +27,13 @@ class RealSet:
 
 
 REAL_SETS = {
-    "nmnist": RealSet("NMNIST", "Train", "Test", ".bin", (34, 34, 2), None, 10,
+    "nmnist": RealSet("NMNIST", "Train", "Test", ".bin", "NMNIST/Train/<digit 0-9>/*.bin", (34, 34, 2), None, 10,
                       "train.zip and test.zip from the N-MNIST page (Orchard et al. 2015), extracted"),
-    "dvsgesture": RealSet("DVSGesture", "ibmGestureTrain", "ibmGestureTest", ".npy", (128, 128, 2), (32, 32), 11,
+    "dvsgesture": RealSet("DVSGesture", "ibmGestureTrain", "ibmGestureTest", ".npy",
+                          "DVSGesture/ibmGestureTrain/user01_fluorescent/<label 0-10>.npy", (128, 128, 2), (32, 32), 11,
                           "tonic's converted ibmGestureTrain/ibmGestureTest folders (.npy per gesture)"),
-    "cifar10dvs": RealSet("CIFAR10DVS", "", None, ".aedat4", (128, 128, 2), (48, 48), 10,
+    "cifar10dvs": RealSet("CIFAR10DVS", "", None, ".aedat4", "CIFAR10DVS/<class, e.g. airplane>/*.aedat4",
+                          (128, 128, 2), (48, 48), 10,
                           "the CIFAR10-DVS class folders (airplane/ ... truck/) converted to .aedat4"),
 }
 
@@ -46,8 +50,34 @@ def _offline(cls):
     return type(cls.__name__, (cls,), {"_check_exists": check_exists, "download": download})
 
 
-def _count(folder: Path, suffix: str) -> int:
-    return sum(1 for _ in folder.rglob(f"*{suffix}")) if folder.is_dir() else 0
+def _check_split(spec: RealSet, folder: Path) -> int:
+    """Every file where tonic looks for it, readable and not empty; returns the number of files."""
+    where = f"(layout {spec.layout})"
+    if not folder.is_dir():
+        raise UsageError(f"no {spec.suffix} files under {folder} (no such folder): put {spec.source} there {where}")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise UsageError(f"{folder} cannot be read (permission denied); make it readable {where}")
+    loose = sorted(folder.glob(f"*{spec.suffix}"))
+    if loose:
+        raise UsageError(f"{loose[0]} lies directly in {folder}; tonic reads files from one folder per class or "
+                         f"recording session {where}")
+    total = 0
+    for sub in sorted(d for d in folder.iterdir() if d.is_dir()):
+        if not os.access(sub, os.R_OK | os.X_OK):
+            raise UsageError(f"{sub} cannot be read (permission denied), so its samples would be missing; make it "
+                             "readable (chmod -R +rX)")
+        if spec.tonic_name == "NMNIST" and not sub.name[-1:].isdigit():
+            raise UsageError(f"{sub}: N-MNIST class folders must end in their digit (tonic reads the label from "
+                             f"the last character) {where}")
+        files = list(sub.rglob(f"*{spec.suffix}"))
+        empty = [f for f in files if f.stat().st_size == 0]
+        if empty:
+            raise UsageError(f"{empty[0]} is empty ({len(empty)} empty {spec.suffix} file(s) in {sub}); replace "
+                             "them with the original recordings")
+        total += len(files)
+    if total == 0:
+        raise UsageError(f"no {spec.suffix} files under {folder}: put {spec.source} there {where}")
+    return total
 
 
 def check_folder(name: str, data_dir: str | None) -> Path:
@@ -57,11 +87,7 @@ def check_folder(name: str, data_dir: str | None) -> Path:
         raise UsageError(f"--dataset {name} needs --data-dir DIR, the folder that holds {spec.tonic_name}/")
     root = Path(data_dir).expanduser() / spec.tonic_name
     for sub in filter(lambda s: s is not None, (spec.train_dir, spec.test_dir)):
-        if _count(root / sub, spec.suffix) == 0:
-            raise UsageError(
-                f"no {spec.suffix} files under {root / sub}: put {spec.source} there "
-                f"(layout {spec.tonic_name}/{sub + '/' if sub else ''}<class>/*{spec.suffix})"
-            )
+        _check_split(spec, root / sub)
     if name == "cifar10dvs":
         try:
             import aedat  # noqa: F401  (tonic's aedat4 reader needs it)

@@ -7,30 +7,48 @@ import torch
 from ..config import REGROW_RULES
 
 
-def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
-    """Bool mask of the `n` active synapses with the smallest |w| (SET, RigL, ESL all prune by magnitude)."""
-    score = torch.where(mask, weight.abs(), torch.full_like(weight, float("inf")))
+def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int, protected: torch.Tensor | None = None) -> torch.Tensor:
+    """Bool mask of the `n` active synapses with the smallest |w| (SET, RigL, ESL all prune by magnitude).
+
+    `protected` synapses go last (only when nothing else is left). A NaN weight counts as the weakest, so a
+    diverged weight can never push the choice onto inactive synapses."""
+    score = torch.nan_to_num(weight.abs(), nan=0.0, posinf=_BIG)
+    if protected is not None:
+        score = torch.where(protected, score + _BIG, score)
+    score = torch.where(mask, score, torch.full_like(weight, float("inf")))
     idx = torch.topk(score.flatten(), n, largest=False).indices
     return _from_indices(idx, mask)
 
 
 def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor | None,
-         generator: torch.Generator) -> torch.Tensor:
+         generator: torch.Generator, unexplored: torch.Tensor | None = None) -> torch.Tensor:
     """Bool mask of `n` synapses to grow among `candidates`.
 
     gradient: largest |dL/dw| of the dense gradient (RigL): the synapses that would reduce the loss fastest.
-    random: uniform among the candidates (SET): pure exploration."""
+    random: uniform among the candidates (SET): pure exploration.
+    unexplored: uniform among candidates never active before (`unexplored`), then among the rest once those
+    run out: exploration that covers the whole graph before it revisits any synapse."""
     if rule == "gradient":
-        score = torch.where(candidates, dense_grad.abs(), torch.full_like(dense_grad, -1.0))
+        grad = torch.nan_to_num(dense_grad.abs(), nan=0.0, posinf=_BIG)
+        score = torch.where(candidates, grad, torch.full_like(grad, -1.0))
         # random tie-break so that all-zero gradients do not always favour the first rows
         score = score + 1e-12 * torch.rand(score.shape, generator=generator)
         idx = torch.topk(score.flatten(), n).indices
     elif rule == "random":
         pool = candidates.flatten().nonzero().squeeze(1)
         idx = pool[torch.randperm(len(pool), generator=generator)[:n]]
+    elif rule == "unexplored":
+        fresh = candidates & unexplored
+        # random keys, offset by 1 for explored candidates: fresh ones are taken first
+        key = torch.rand(candidates.shape, generator=generator) + (~fresh).float()
+        key = torch.where(candidates, key, torch.full_like(key, float("inf")))
+        idx = torch.topk(key.flatten(), n, largest=False).indices
     else:
         raise ValueError(f"unknown regrow rule {rule!r}; choose one of {REGROW_RULES}")
     return _from_indices(idx, candidates)
+
+
+_BIG = 1e30  # above any finite weight or gradient magnitude, below inf
 
 
 def _from_indices(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

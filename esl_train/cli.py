@@ -1,0 +1,82 @@
+"""What every command line of the project shares: one-line argument errors, signals that stop a run like Ctrl-C,
+the checks of an output folder, and the wrapper that turns every failure into one line and an exit code.
+
+Imports nothing heavy: `--help` and bad input answer in milliseconds."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a scheduler, `timeout`, a closed terminal), raised so the run stops as on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signal.Signals(signum).name)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line, like every other error."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def check_output_folder(value: str | Path, flag: str, must_be_empty: bool = False, hint: str = "") -> Path:
+    """The folder `value` names, checked now, not after the work: it must be (or become) a folder we write in."""
+    if not str(value).strip():  # before Path(), which would read "" as "."
+        raise UsageError(f"{flag} is empty; pass a folder")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; pass a folder")
+    if must_be_empty and path.is_dir() and any(path.iterdir()):
+        raise UsageError(f"{flag} {path} is not empty; pick a new folder{hint}")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        what = "folder" if parent == path else f"folder {parent} above it"
+        raise UsageError(f"cannot write to {path} (the {what} is not writable); pass {flag} with a folder you can "
+                         "write to")
+    return path
+
+
+def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
+    """Call `run(argv)`; bad input, OS errors and signals end in one line on stderr and an exit code.
+
+    `interrupted_hint()` is added to the line printed on Ctrl-C, SIGTERM or SIGHUP (e.g. how to resume)."""
+    old = {s: signal.signal(s, _raise_terminated) for s in STOP_SIGNALS[1:]}
+    try:
+        return run(argv)
+    except UsageError as e:
+        print(f"\nerror: {e}" if _bar_may_be_open() else f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt as e:
+        name = str(e) if isinstance(e, Terminated) else "Ctrl-C"
+        print(f"\ninterrupted ({name}){interrupted_hint()}", file=sys.stderr)
+        return 130
+    except OSError as e:  # disk full, a folder made read-only during the run, ...
+        print(f"error: {e.strerror or e} ({e.filename or 'output'}); free space or pick another output folder",
+              file=sys.stderr)
+        return 2
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _bar_may_be_open() -> bool:
+    """A tqdm bar still drawn on the terminal: start the error on a line of its own."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return False
+    return bool(getattr(tqdm, "_instances", None)) and sys.stderr.isatty()

@@ -1,0 +1,40 @@
+"""A run folder held by one process at a time: an exclusive lock naming its holder, and the clean-up of temp files
+that a killed run left behind (atomic writes that never got their rename)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import UsageError
+
+LOCK = ".lock"
+
+
+@contextmanager
+def locked(folder: Path):
+    """Hold `folder` for this process; a second trainer on the same folder gets a one-line error."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            raise UsageError(f"{folder} is in use by process {holder}; wait for it to finish, or pick another "
+                             "--out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete `.*.tmp` files of atomic writes that a killed process never renamed (we hold the lock)."""
+    stale = sorted(folder.glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

@@ -1,0 +1,179 @@
+"""The benchmark's building blocks: initialisation, exploration, the ESL rule options, the benchmark set's framing
+and split, and the resumable sweep."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from esl_train.compare import ci95, summarize
+from esl_train.data import digits_bench
+from esl_train.data.digits_dvs import EVENT_DTYPE
+from esl_train.data.framing import events_to_spikes
+from esl_train.sparsity import EvolverConfig, MaskEvolver
+from esl_train.sparsity.rules import drop_weakest, grow
+
+from .test_evolver import Toy, make, train_step
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+def test_initial_weights_are_only_masked_unless_rescale_is_asked_for(rescale):
+    torch.manual_seed(0)
+    net = Toy([(40, 50)])
+    before = net.layers[0].weight.detach().clone()
+    opt = torch.optim.Adam(net.parameters())
+    cfg = EvolverConfig(density=0.1, rescale_init=rescale)
+    ev = MaskEvolver({"l0": (net.layers[0], net.layers[0].weight)}, opt, cfg, total_steps=10)
+    mask = ev.masks["l0"]
+    w = net.layers[0].weight.detach()
+    factor = 1 / math.sqrt(int(mask.sum()) / mask.numel()) if rescale else 1.0
+    assert torch.allclose(w[mask], before[mask] * factor)
+    assert torch.all(w[~mask] == 0)
+
+
+def test_default_is_no_rescale():
+    assert EvolverConfig(density=0.1).rescale_init is False
+
+
+@pytest.mark.parametrize("regrow", ["random", "gradient", "unexplored"])
+def test_exploration_is_the_union_of_every_mask_seen(regrow):
+    net, opt, ev = make([(12, 10)], 0.2, regrow=regrow, interval=1, steps=40)
+    seen = ev.masks["l0"].clone()
+    x = torch.randn(8, 10)
+    rates = []
+    for _ in range(15):
+        train_step(net, opt, ev, x)
+        seen |= ev.masks["l0"]
+        assert torch.equal(ev.explored["l0"], seen)
+        rates.append(ev.exploration()["l0"])
+    assert rates == sorted(rates) and rates[-1] > 0.2  # it only grows, and evolution really explored
+
+
+def test_unexplored_regrowth_visits_new_synapses_before_any_old_one():
+    net, opt, ev = make([(20, 20)], 0.1, regrow="unexplored", interval=1, steps=100)
+    x = torch.randn(8, 20)
+    for _ in range(10):
+        before = int(ev.explored["l0"].sum())
+        old = ev.masks["l0"].clone()
+        if train_step(net, opt, ev, x):
+            grown = int((ev.masks["l0"] & ~old).sum())
+            assert int(ev.explored["l0"].sum()) == min(before + grown, 400)  # every grown synapse was new
+
+
+def test_unexplored_rule_falls_back_to_explored_candidates_when_none_are_left():
+    g = torch.Generator().manual_seed(0)
+    candidates = torch.tensor([True, True, True, False])
+    unexplored = torch.tensor([False, True, False, False])
+    out = grow("unexplored", candidates, 2, None, g, unexplored)
+    assert out[1] and int(out.sum()) == 2 and not out[3]
+
+
+def test_protected_synapses_are_dropped_last():
+    w = torch.tensor([0.1, 0.2, 5.0, 6.0, 0.0])
+    mask = torch.tensor([True, True, True, True, False])
+    protected = torch.tensor([True, False, False, False, False])
+    assert drop_weakest(w, mask, 1, protected).tolist() == [False, True, False, False, False]
+    assert drop_weakest(w, mask, 4, protected).tolist() == [True, True, True, True, False]
+
+
+def test_nan_weights_never_move_the_choice_onto_inactive_synapses():
+    w = torch.tensor([float("nan"), 1.0, float("inf"), float("nan"), 0.5])
+    mask = torch.tensor([False, True, True, False, True])
+    dropped = drop_weakest(w, mask, 2)
+    assert not torch.any(dropped & ~mask) and int(dropped.sum()) == 2
+    grad = torch.tensor([float("nan"), 0.0, 0.0, 2.0, 0.0])
+    grown = grow("gradient", ~mask, 1, grad, torch.Generator().manual_seed(0))
+    assert grown.tolist() == [False, False, False, True, False]
+
+
+def test_protect_new_keeps_just_grown_synapses_for_one_update():
+    net, opt, ev = make([(16, 16)], 0.2, regrow="random", interval=1, steps=100)
+    ev.config.protect_new = True
+    x = torch.randn(8, 16)
+    last_grown = None
+    for _ in range(6):
+        old = ev.masks["l0"].clone()
+        if train_step(net, opt, ev, x):
+            dropped = old & ~ev.masks["l0"]
+            if last_grown is not None:
+                assert not torch.any(dropped & last_grown)
+            last_grown = ev.masks["l0"] & ~old
+
+
+def test_bench_framing_equals_tonic_toframe_per_recording():
+    rng = np.random.default_rng(0)
+    counts = [0, 40, 7]
+    parts = []
+    for c in counts:
+        ev = np.zeros(c, EVENT_DTYPE)
+        ev["x"], ev["y"], ev["p"] = rng.integers(0, 24, c), rng.integers(0, 24, c), rng.integers(0, 2, c)
+        ev["t"] = np.sort(rng.integers(0, 300_000, c))
+        parts.append(ev)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    spikes = digits_bench.frame_all(np.concatenate(parts), offsets, 24, 10, 300_000)
+    for i, ev in enumerate(parts):
+        assert np.array_equal(spikes[i], events_to_spikes(ev, (24, 24, 2), 10, 300_000))
+
+
+def test_bench_split_holds_disjoint_source_images():
+    labels = np.repeat(np.arange(10), 30)
+    split = digits_bench.split_sources(labels, digits_bench.BenchParams())
+    assert set(np.unique(split)) == {0, 1, 2}
+    assert (split == 2).mean() == pytest.approx(0.2, abs=0.01)
+    for s in range(3):  # every class in every split
+        assert len(np.unique(labels[split == s])) == 10
+
+
+def test_ci95_and_paired_differences():
+    mean, half = ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
+    runs = [{"label": lb, "method": lb, "density": d, "seed": s, "test_accuracy": a, "explored": 0.1,
+             "turnover_per_update": 0, "synops": 1, "file_bytes": 1, "wall_seconds": 1, "evolver_share": 0}
+            for lb, d, accs in (("dense", 1.0, [0.90, 0.80, 0.85]), ("static", 0.1, [0.89, 0.79, 0.84]),
+                                ("esl", 0.1, [0.90, 0.81, 0.86]))
+            for s, a in enumerate(accs)]
+    rows = {r["label"]: r for r in summarize(runs, "test")}
+    # seed spread is 5 points, but the paired differences are constant: their CI is (almost) zero
+    assert rows["static"]["vs_dense"][0] == pytest.approx(-1.0) and rows["static"]["vs_dense"][1] < 1e-9
+    assert rows["esl"]["vs_static"][0] == pytest.approx(5 / 3)
+    assert rows["esl"]["ci"] > 4
+
+
+@pytest.mark.timeout(400)
+def test_sweep_stores_each_run_and_resumes(tmp_path):
+    base = [sys.executable, "-m", "esl_train.compare", "--quick", "--out", str(tmp_path), "--jobs", "2"]
+    p = subprocess.run(base + ["--methods", "static"], capture_output=True, text=True, timeout=380)
+    assert p.returncode == 0, p.stderr
+    assert "2 runs: 0 stored, 2 to do" in p.stdout
+    assert len(list((tmp_path / "compare_runs").glob("*.json"))) == 2
+    p = subprocess.run(base + ["--methods", "static,esl"], capture_output=True, text=True, timeout=380)
+    assert p.returncode == 0, p.stderr
+    assert "3 runs: 2 stored, 1 to do" in p.stdout  # the two finished runs are reused
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert {(r["label"], r["density"]) for r in data["runs"]} == {("dense", 1.0), ("static", 0.1), ("esl", 0.1)}
+    for r in data["runs"]:
+        for key in ("method", "density", "seed", "test_accuracy", "test_samples", "dataset", "arch", "epochs",
+                    "history", "explored"):
+            assert key in r
+        assert r["test_samples"] == 360 and 0 <= r["test_accuracy"] <= 1
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "| esl | 0.1 | 1 |" in md and "All 3 runs finished." in md
+    assert (tmp_path / "compare_accuracy.png").exists() and (tmp_path / "compare_training.png").exists()
+
+
+def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
+    from esl_train import compare
+
+    args = compare.parser().parse_args(["--quick", "--out", str(tmp_path), "--methods", "static"])
+    args.argv, args.dataset, args.seeds, args.densities, args.last_k = ["--quick"], "digits", [0], [0.1], 1
+    todo = compare.jobs(args)
+    run = {"key": todo[0]["key"], "label": "dense", "method": "dense", "density": 1.0, "seed": 0,
+           "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10, "file_bytes": 5,
+           "wall_seconds": 1.0, "evolver_share": 0.0, "test_samples": 360,
+           "history": [{"epoch": 1, "test_accuracy": 0.5, "explored": {"layer1": 1.0}}]}
+    compare.render(args, todo, [run], 1.0)
+    assert "**Partial: 1 of 2 runs finished**" in (tmp_path / "benchmarks.md").read_text()

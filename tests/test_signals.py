@@ -1,0 +1,103 @@
+"""Signals reach the commands as a terminal or a scheduler sends them: to the whole process group. Each command
+must end within seconds with one line, and leave no process and no Lava shared-memory segment behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from esl_train.export import export_netx
+
+from .helpers import masked_net
+
+SHM = Path("/dev/shm")
+
+
+def segments() -> set[str]:
+    return {p.name for p in SHM.glob("psm_*")} if SHM.is_dir() else set()
+
+
+def group_alive(pgid: int) -> list[int]:
+    """PIDs still in process group `pgid` (zombies excluded)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def children(pid: int) -> int:
+    n = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        n += int(fields[1]) == pid
+    return n
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    net, _ = masked_net("mlp", 0.3, hidden=24)
+    path = tmp_path_factory.mktemp("sig") / "model.net"
+    export_netx(net, path, {"arch": "mlp", "dataset": "digits", "steps": 8, "input_shape": [2, 24, 24]})
+    return path
+
+
+def start_and_signal(cmd, ready, sig, deadline=120):
+    """Start `cmd` in its own process group, wait until `ready(pid)`, send `sig` to the group; (code, stderr)."""
+    before = segments()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    end = time.time() + deadline
+    while not ready(p.pid):
+        assert p.poll() is None, p.stderr.read()
+        assert time.time() < end, "the command never got going"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    sent = time.time()
+    os.killpg(p.pid, sig)
+    try:
+        code = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail(f"still running 30 s after {sig!r}")
+    took = time.time() - sent
+    err = p.stderr.read()
+    time.sleep(0.5)
+    assert not group_alive(p.pid), "a process of the command outlived it"
+    assert segments() <= before, "Lava shared-memory segments were left in /dev/shm"
+    assert took < 25
+    return code, err
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_deploy_run_stops_cleanly_on_signals(model, tmp_path, sig):
+    cmd = [sys.executable, "-m", "esl_deploy.run", str(model), "--samples", "300", "--no-progress",
+           "--report", str(tmp_path / "rep")]
+    code, err = start_and_signal(cmd, lambda pid: children(pid) >= 3, sig)  # Lava's workers are up
+    assert code == 130
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted"), err
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.timeout(200)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_training_stops_cleanly_on_signals(tmp_path, sig):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "esl_train", "--epochs", "50", "--hidden", "16", "--steps", "8", "--out", str(out),
+           "--no-progress"]
+    code, err = start_and_signal(cmd, lambda pid: (out / "checkpoint.pt").exists(), sig)
+    assert code == 130
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and f"--resume {out}" in lines[0], err
