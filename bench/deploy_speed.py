@@ -1,15 +1,17 @@
-"""Lava simulator vs the PyTorch twin, in one run: time per time step and per sample, Sparse vs Dense synapses.
+"""Lava simulator vs the PyTorch twin, in one run: time per time step and per sample, Sparse vs Dense synapses,
+and tiled evaluation (K copies of the network side by side) against one copy on the same samples.
 
-    .venv/bin/python bench/deploy_speed.py [--samples 60] [--conv-samples 8]
+    .venv/bin/python bench/deploy_speed.py [--samples 60] [--conv-samples 8] [--tiles 1,4,16,64]
 
 Trains a small mlp and conv network on the embedded set (a few epochs: speed does not depend on accuracy),
-then runs the same test samples through Lava (fixed_pt simulator) and the twin. Writes its table into
-docs/benchmarks.md (section deploy-speed)."""
+then runs the same test samples through Lava (fixed_pt simulator) and the twin. Writes its tables into
+docs/benchmarks.md (sections deploy-speed and deploy-tiling)."""
 
 from __future__ import annotations
 
 import argparse
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -46,9 +48,15 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=60)
     p.add_argument("--conv-samples", type=int, default=8)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--tiles", default="1,4,16,64", type=lambda v: [int(k) for k in v.split(",")])
+    p.add_argument("--tile-samples", type=int, default=360, help="the whole test split of the embedded set")
+    p.add_argument("--only-tiling", action="store_true")
     args = p.parse_args()
-    rows = []
     tmp = Path(tempfile.mkdtemp())
+    tiling(args, tmp)
+    if args.only_tiling:
+        return
+    rows = []
     for arch, n in (("mlp", args.samples), ("conv", args.conv_samples)):
         cfg = TrainConfig(arch=arch, epochs=args.epochs, density=0.1)
         trainer.run(cfg, tmp / arch, progress=False)
@@ -83,6 +91,53 @@ def main() -> None:
     lines += ["", "Weight memory: the arrays Lava's synapse processes hold (int64 values; CSR adds int32 indices). "
               "Conv layers have no sparse option in netx, so only the dense layers change."]
     write_section(ROOT / "docs" / "benchmarks.md", "deploy-speed", "## Deployment speed\n\n" + "\n".join(lines))
+    print("\n".join(lines))
+
+
+def tiling(args, tmp: Path) -> None:
+    """Samples/s of K copies side by side vs one copy, same samples, same run; rasters checked per sample."""
+    from scipy.sparse import block_diag
+
+    cfg = TrainConfig(arch="mlp", epochs=args.epochs, density=0.1)
+    trainer.run(cfg, tmp / "tile", progress=False)
+    path = tmp / "tile" / "model.net"
+    nf = netx_file.read(path)
+    data = load_dataset("digits", cfg.steps)
+    n = min(args.tile_samples, len(data.test))
+    x = torch.stack([data.test[i][0] for i in range(n)])
+    with torch.no_grad():
+        _, twin = build_twin(nf)(x, record=True)
+    rows = []
+    for k in args.tiles:
+        start = time.perf_counter()
+        res = lava_runner.run(str(path), nf, x.numpy().astype(bool), progress=False, tile=k)
+        wall = time.perf_counter() - start
+        same = float(sum(all((a[i] == (b[i].numpy() > 0)).all() for a, b in zip(res.layers, twin))
+                         for i in range(n)) / n)
+        csr = [block_diag([layer.weight] * k, format="csr") for layer in nf.weighted]
+        rows.append({"tile": k, "wall_s": wall, "startup_s": res.first_chunk_seconds, "ms_per_step": res.ms_per_step,
+                     "lava_steps": res.steps, "identical": same,
+                     "weight_kib": sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in csr) / 1024,
+                     "max_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024})
+        print(rows[-1], flush=True)
+    base = rows[0]["wall_s"] if rows[0]["tile"] == 1 else None
+    lines = [
+        f"The default MLP (1152-128-10, density 0.1, T={cfg.steps}) on the whole embedded test split ({n} samples), "
+        f"`--tile K`: K copies of the network in one Lava network (block-diagonal sparse weights), one sample per copy "
+        f"and slot. Wall time includes compiling and start-up; same samples, one run "
+        f"({platform.processor() or platform.machine()}). Command: `.venv/bin/python bench/deploy_speed.py "
+        "--only-tiling`.", "",
+        "| K | Lava steps | wall s | samples/s | speed-up vs K=1 | start-up s | ms per Lava step | identical rasters "
+        "(per sample, every layer and step) | block weights KiB | largest worker RSS so far MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        up = f"{base / r['wall_s']:.1f}x" if base else "-"
+        lines.append(f"| {r['tile']} | {r['lava_steps']} | {r['wall_s']:.1f} | {n / r['wall_s']:.1f} | {up} | "
+                     f"{r['startup_s']:.1f} | {r['ms_per_step']:.2f} | {100 * r['identical']:.0f} % | "
+                     f"{r['weight_kib']:.0f} | {r['max_child_rss_mib']:.0f} |")
+    lines += ["", "The worker RSS column is the largest resident size of any finished Lava worker up to that row "
+              "(getrusage), so it can only grow down the table. Energy, SynOps and budgets are reported per copy."]
+    write_section(ROOT / "docs" / "benchmarks.md", "deploy-tiling", "## Tiled Lava evaluation\n\n" + "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -34,11 +34,13 @@ def connections(layer: Layer, input_shape: tuple[int, ...]) -> int:
     return int(round(_fan_out_sum(layer, np.ones(input_shape))))
 
 
-def dense_macs(layer: Layer) -> int:
-    """Multiply-accumulates of the same layer as a dense ANN, once per inference."""
+def dense_macs(layer: Layer, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of the same layer as a dense ANN, once per inference. For a convolution only the taps
+    that land on the input count, not those on its zero padding."""
     if layer.type == "dense":
         return layer.possible
-    return int(np.prod(layer.shape) * np.prod(layer.weight.shape[1:]))
+    full = Layer(layer.index, layer.type, layer.shape, np.ones_like(layer.weight), layer.conv)
+    return connections(full, input_shape)
 
 
 def layer_inputs(net: NetFile) -> list[tuple[int, ...]]:
@@ -49,26 +51,55 @@ def layer_inputs(net: NetFile) -> list[tuple[int, ...]]:
     return shapes
 
 
-def measure(net: NetFile, inputs: np.ndarray, layer_spikes: list[np.ndarray]) -> dict:
+def measure(net: NetFile, inputs: np.ndarray, layer_spikes: list[np.ndarray], drain: dict | None = None) -> dict:
     """Per-sample averages over the samples given. `inputs` (N, P, H, W, T); `layer_spikes` per weighted layer
-    (N, *shape, T), as SLAYER lays them out."""
+    (N, *shape, T), as SLAYER lays them out. `drain` (from a Lava run): the extra steps Lava runs per sample
+    outside the T compared ones and each layer's spike counts per neuron there, summed over the samples; their
+    spikes, synaptic operations and neuron updates are counted apart (the hardware spends them too)."""
     n, steps = inputs.shape[0], inputs.shape[-1]
     pre = [inputs] + layer_spikes[:-1]
+    drain_pre = [None] + list(drain["counts"][:-1]) if drain else [None] * len(layer_spikes)
     rows = []
-    for layer, in_shape, x, y in zip(net.weighted, layer_inputs(net), pre, layer_spikes):
+    for i, (layer, in_shape, x, y) in enumerate(zip(net.weighted, layer_inputs(net), pre, layer_spikes)):
         counts = x.reshape(n, *in_shape, steps).sum(axis=(0, -1)).astype(np.float64)
-        rows.append({
+        row = {
             "name": layer.name, "type": layer.type, "neurons": layer.neurons,
             "synapses": layer.synapses, "possible": layer.possible,
             "connections": connections(layer, in_shape),
             "input_spikes": float(x.sum()) / n, "spikes": float(y.sum()) / n,
             "synops": _fan_out_sum(layer, counts) / n,
             "neuron_updates": layer.neurons * steps,
-            "dense_macs": dense_macs(layer),
-        })
-    total = {k: sum(r[k] for r in rows) for k in ("neurons", "synapses", "possible", "connections", "spikes",
-                                                    "synops", "neuron_updates", "dense_macs")}
-    return {"samples": n, "steps": steps, "layers": rows, "total": total}
+            "dense_macs": dense_macs(layer, in_shape),
+        }
+        if drain:
+            before = drain_pre[i]
+            row["drain_spikes"] = float(drain["counts"][i].sum()) / n
+            row["drain_synops"] = (_fan_out_sum(layer, before.reshape(in_shape).astype(np.float64)) / n
+                                   if before is not None else 0.0)
+            row["drain_neuron_updates"] = layer.neurons * drain["steps"]
+        rows.append(row)
+    keys = ["neurons", "synapses", "possible", "connections", "spikes", "synops", "neuron_updates", "dense_macs"]
+    keys += ["drain_spikes", "drain_synops", "drain_neuron_updates"] if drain else []
+    total = {k: sum(r[k] for r in rows) for k in keys}
+    return {"samples": n, "steps": steps, "drain_steps": drain["steps"] if drain else 0, "layers": rows,
+            "total": total}
+
+
+def neurobench(m: dict, file_bytes: int) -> dict:
+    """The same measurements under NeuroBench's metric names and conventions (per sample). NeuroBench's Dense
+    counts every connection at every time step; our `dense_macs` is one ANN inference: both are kept, named apart.
+    Effective_MACs is 0: every input is a binary spike, so every operation is an accumulate. MembraneUpdates counts
+    every neuron at every compared time step (drain steps apart, in the drain section)."""
+    t, steps = m["total"], m["steps"]
+    full = sum(r["dense_macs"] for r in m["layers"])  # every physical connection once
+    return {
+        "Footprint": {"model_net_bytes": file_bytes, "dense_float32_parameter_bytes": 4 * t["possible"]},
+        "ConnectionSparsity": 1 - t["synapses"] / t["possible"],
+        "ActivationSparsity": 1 - t["spikes"] / (t["neurons"] * steps),
+        "SynapticOperations": {"Effective_MACs": 0.0, "Effective_ACs": t["synops"], "Dense": full * steps},
+        "MembraneUpdates": t["neuron_updates"],
+        "not_NeuroBench": {"dense_ann_macs_one_inference": t["dense_macs"]},
+    }
 
 
 def energy(m: dict, target: Target) -> dict:

@@ -117,6 +117,8 @@ class LavaResult:
     seconds: float  # wall time of the whole run
     steps: int  # Lava time steps run
     slot: int  # time steps per sample
+    tile: int = 1  # copies of the network side by side: samples per slot
+    drain_counts: list[np.ndarray] | None = None  # per layer, spikes per neuron outside the T compared steps
 
     @property
     def ms_per_step(self) -> float:
@@ -124,6 +126,18 @@ class LavaResult:
         if self.steps > self.first_chunk_steps:
             return 1000 * (self.seconds - self.first_chunk_seconds) / (self.steps - self.first_chunk_steps)
         return 1000 * self.seconds / self.steps
+
+    @property
+    def ms_per_sample(self) -> float:
+        return self.ms_per_step * self.slot / self.tile
+
+
+def auto_tile(net_file, n_samples: int) -> int:
+    """Copies side by side: dense networks only (netx's conv layer cannot hold independent copies), at most 64
+    (measured: the per-sample time stops improving beyond that, bench/deploy_speed.py), no more than the samples."""
+    if any(layer.type != "dense" for layer in net_file.weighted):
+        return 1
+    return max(1, min(64, n_samples))
 
 
 def run_config(backend: str):
@@ -143,34 +157,71 @@ def run_config(backend: str):
     raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
+def _tiled_dense(net_file, tile: int, slot: int):
+    """`tile` copies of a dense network in one Lava network: netx's own Dense blocks (the same neuron parameters and
+    weight-bit optimisation as netx.hdf5.Network) with block-diagonal weights, built sparse: a dense block matrix of
+    64 copies of the default MLP would not fit in memory."""
+    from scipy.sparse import block_diag
+
+    netx = import_lava_dl().netx
+    blocks = []
+    for i, layer in enumerate(net_file.weighted):
+        weight, bits, exponent, sign_mode = netx.utils.optimize_weight_bits(layer.weight.astype(np.int64))
+        neuron = {**layer.neuron, "type": "CUBA"}  # netx_file.read accepts CUBA neurons only
+        params = netx.hdf5.Network.get_neuron_params(neuron, reset_interval=slot, reset_offset=i + 1)
+        block = netx.blocks.process.Dense(
+            shape=(tile * weight.shape[0],), neuron_params=params, num_weight_bits=bits, weight_exponent=exponent,
+            sign_mode=sign_mode, input_message_bits=blocks[-1].output_message_bits if blocks else 0,
+            weight=block_diag([weight] * tile, format="csr"), sparse_synapse=True)
+        if blocks:
+            blocks[-1].out.connect(block.inp)
+        blocks.append(block)
+    return blocks[0], blocks[0].inp, blocks
+
+
 def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: bool = True,
-        chunk: int = 20, progress: bool = True) -> LavaResult:
-    """Run `spikes` (N, P, H, W, T) through the network in `path` and record every layer."""
+        chunk: int = 20, progress: bool = True, tile: int = 1) -> LavaResult:
+    """Run `spikes` (N, P, H, W, T) through the network in `path` and record every layer.
+
+    `tile` > 1 runs that many copies of a dense network side by side, one sample each per slot: the same spikes,
+    many fewer Lava time steps (a Lava step costs far more than the arithmetic in it)."""
     cfg = run_config(backend)
     netx = import_lava_dl().netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
 
+    if tile < 1:
+        raise UsageError(f"--tile must be at least 1, got {tile}")
     n_samples, steps = spikes.shape[0], spikes.shape[-1]
     depth = len(net_file.weighted)
     slot = steps + 2 * depth
-    total = n_samples * slot
-    net = netx.hdf5.Network(net_config=str(path), reset_interval=slot, sparse_fc_layer=sparse)
-    if len(net.inp.shape) == 1:
+    if tile > 1:
+        if any(layer.type != "dense" for layer in net_file.weighted):
+            raise UsageError("--tile needs a network of dense layers (netx's conv layer cannot hold independent "
+                             "copies); use --tile 1 for conv networks")
+        net, inp, layers = _tiled_dense(net_file, tile, slot)
+    else:
+        net = netx.hdf5.Network(net_config=str(path), reset_interval=slot, sparse_fc_layer=sparse)
+        inp, layers = net.inp, net.layers
+    slots = -(-n_samples // tile)
+    total = slots * slot
+    if len(inp.shape) == 1:
         x = spikes.reshape(n_samples, -1, steps)  # (P, H, W) flattened as SLAYER does
     else:
         x = spikes.transpose(0, 3, 2, 1, 4)  # Lava's conv layout is (x, y, channel)
-    if x.shape[1:-1] != tuple(net.inp.shape):
-        raise UsageError(f"the data give inputs of shape {x.shape[1:-1]} but the network takes {net.inp.shape}; "
+    if tile * x.shape[1] != inp.shape[0] or x.shape[2:-1] != tuple(inp.shape[1:]):
+        raise UsageError(f"the data give inputs of shape {x.shape[1:-1]} but the network takes {inp.shape}; "
                          "pick the --dataset (and --steps) the network was trained on")
-    data = np.zeros((*x.shape[1:-1], total), np.int32)
+    data = np.zeros((*inp.shape, total), np.int32)
+    width = x.shape[1]
     for i in range(n_samples):
-        data[..., i * slot + depth : i * slot + depth + steps] = x[i]
+        s, k = divmod(i, tile)  # sample i: slot s, copy k
+        data[k * width : (k + 1) * width, ..., s * slot + depth : s * slot + depth + steps] = x[i]
     source = Source(data=data)
-    source.s_out.connect(net.inp)
+    source.s_out.connect(inp)
     sinks = []
-    for layer in net.layers:
+    for layer in layers:
         sink = Sink(shape=layer.out.shape, buffer=total)
         layer.out.connect(sink.a_in)
         sinks.append(sink)
@@ -181,11 +232,11 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
         with _workers_shielded():
             net.create_runtime(run_cfg=cfg)
         done = 0
-        while done < n_samples:
-            k = min(chunk, n_samples - done)
+        while done < slots:  # `chunk` slots per run() call: each call has a fixed cost of its own
+            k = min(chunk, slots - done)
             net.run(condition=RunSteps(num_steps=k * slot), run_cfg=cfg)
             done += k
-            bar.update(k)
+            bar.update(min(done * tile, n_samples) - bar.n)
             if first is None:
                 first, first_steps = time.perf_counter() - start, k * slot
         raw = [s.data.get() for s in sinks]
@@ -193,11 +244,14 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
         bar.close()
         stop(net)
     seconds = time.perf_counter() - start
-    layers = []
+    layers_out, drain = [], []
     for r in raw:
-        r = r.reshape(*r.shape[:-1], n_samples, slot)[..., depth : depth + steps]
-        r = np.moveaxis(r, -2, 0)  # (N, *lava shape, T)
+        r = np.moveaxis(r.reshape(*r.shape[:-1], slots, slot) > 0, -2, 0)  # (slots, *lava shape, slot)
+        if tile > 1:  # (slots, tile * out, .) -> (slots * tile, out, .): copy k of slot s is sample s * tile + k
+            r = r.reshape(slots * tile, -1, slot)
+        r = r[:n_samples]
         if r.ndim == 5:
             r = r.transpose(0, 3, 2, 1, 4)  # (x, y, c) -> (c, y, x)
-        layers.append(r > 0)
-    return LavaResult(layers, first, first_steps, seconds, total, slot)
+        layers_out.append(r[..., depth : depth + steps])
+        drain.append(r.sum(axis=(0, -1)) - layers_out[-1].sum(axis=(0, -1)))  # the steps Lava runs besides
+    return LavaResult(layers_out, first, first_steps, seconds, total, slot, tile, drain)

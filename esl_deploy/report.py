@@ -38,7 +38,8 @@ def summary(r: dict) -> str:
         sp, de = b["sparse"], b["dense"]
         lines.append(f"budget     {b['hw']}: {sp['cores']} cores / {sp['chips']} chip(s) sparse vs {de['cores']} / "
                      f"{de['chips']} dense; bottleneck {sp['bottleneck']}")
-    lines.append(f"speed      Lava {s['lava_ms_per_step']:.2f} ms/step, {s['lava_ms_per_sample']:.1f} ms/sample "
+    lines.append(f"speed      Lava {s['lava_ms_per_step']:.2f} ms/step with {s['tile']} cop{'y' if s['tile'] == 1 else 'ies'} "
+                 f"side by side, {s['lava_ms_per_sample']:.1f} ms/sample "
                  f"(start-up {s['lava_startup_seconds']:.1f} s) | twin {s['twin_ms_per_sample']:.2f} ms/sample")
     return "\n".join(lines)
 
@@ -61,6 +62,24 @@ def markdown(r: dict) -> str:
                        f"the SNN |")
     out += ["", "Neuromorphic energy = SynOps x E(synaptic op) + neuron updates x E(update); a neuron-step with a spike "
             "counts as an active update, the rest as inactive (a proxy).", ""]
+    nb, t = r["neurobench"], m["total"]
+    out += ["## NeuroBench metrics (per sample, NeuroBench's names and conventions)", "",
+            "| metric | value |", "|---|---:|",
+            f"| Footprint (model.net bytes) | {nb['Footprint']['model_net_bytes']} |",
+            f"| Footprint (NeuroBench: dense float32 parameters, zeros included) | "
+            f"{nb['Footprint']['dense_float32_parameter_bytes']} |",
+            f"| ConnectionSparsity | {nb['ConnectionSparsity']:.4f} |",
+            f"| ActivationSparsity | {nb['ActivationSparsity']:.4f} |",
+            f"| SynapticOperations Effective_MACs | {nb['SynapticOperations']['Effective_MACs']:.1f} |",
+            f"| SynapticOperations Effective_ACs | {nb['SynapticOperations']['Effective_ACs']:.1f} |",
+            f"| SynapticOperations Dense (every connection, every step) | {nb['SynapticOperations']['Dense']:.0f} |",
+            f"| MembraneUpdates | {nb['MembraneUpdates']} |",
+            f"| (ours, not NeuroBench) dense ANN MACs, one inference | "
+            f"{nb['not_NeuroBench']['dense_ann_macs_one_inference']} |", "",
+            f"Lava also runs {m['drain_steps']} drain steps per sample outside the {m['steps']} compared ones (the "
+            f"input enters after one step per layer and needs as many to leave before the reset): there it spent "
+            f"{t.get('drain_spikes', 0):.1f} spikes, {t.get('drain_synops', 0):.1f} SynOps and "
+            f"{t.get('drain_neuron_updates', 0)} neuron updates per sample, not included above.", ""]
     out += [budget_mod.markdown(b) for b in r["budgets"]]
     return "\n".join(out)
 

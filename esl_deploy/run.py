@@ -33,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hw", default=",".join(hw.available()), help="energy targets from hw_configs/")
     p.add_argument("--dense-synapses", action="store_true",
                    help="build dense layers as Lava Dense instead of Sparse (CSR of the surviving synapses)")
+    p.add_argument("--tile", default="auto",
+                   help="copies of the network run side by side in Lava, one sample each (dense networks; "
+                        "auto: up to 64, 1 for conv). Results are per sample, as with one copy")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -40,7 +43,13 @@ def parser() -> argparse.ArgumentParser:
 def _check(args):
     if args.backend not in BACKENDS:
         raise UsageError(f"unknown --backend {args.backend!r}; choose one of {', '.join(BACKENDS)}")
-    for flag, value in (("--samples", args.samples), ("--steps", args.steps)):
+    if args.tile != "auto":
+        try:
+            args.tile = int(args.tile)
+        except ValueError:
+            raise UsageError(f"--tile must be a whole number or auto, got {args.tile!r}") from None
+    for flag, value in (("--samples", args.samples), ("--steps", args.steps),
+                        ("--tile", None if args.tile == "auto" else args.tile)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     if args.dataset is not None and args.dataset not in DATASETS:
@@ -95,8 +104,9 @@ def evaluate(args) -> dict:
     labels = np.array([int(y) for _, y in items])
     inputs = x.numpy().astype(bool)
 
+    tile = lava_runner.auto_tile(net, n) if args.tile == "auto" else args.tile
     lava = lava_runner.run(args.model, net, inputs, args.backend, sparse=not args.dense_synapses,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, tile=tile)
     twin = build_twin(net)
     start = time.perf_counter()
     with torch.no_grad():
@@ -106,18 +116,19 @@ def evaluate(args) -> dict:
     lava_pred = lava.layers[-1].sum(-1).argmax(-1)
     twin_pred = twin_layers[-1].sum(-1).argmax(-1)
 
-    m = accounting.measure(net, inputs, lava.layers)
+    m = accounting.measure(net, inputs, lava.layers, drain={"steps": lava.slot - steps, "counts": lava.drain_counts})
     return {
         "model": str(args.model), "backend": args.backend, "dataset": dataset, "steps": steps, "samples": n,
         "synapse_process": "Dense" if args.dense_synapses else "Sparse",
         "accuracy": {"lava": float((lava_pred == labels).mean()), "twin": float((twin_pred == labels).mean())},
         "fidelity": _agreement(lava.layers, twin_layers, lava_pred, twin_pred),
         "measurements": m,
+        "neurobench": accounting.neurobench(m, Path(args.model).stat().st_size),
         "energy": [accounting.energy(m, t) for t in targets],
         "budgets": [budget.budget(net, t) for t in targets if t.kind == "neuromorphic"],
         "speed": {"lava_seconds": lava.seconds, "lava_startup_seconds": lava.first_chunk_seconds,
-                  "lava_ms_per_step": lava.ms_per_step, "lava_ms_per_sample": lava.ms_per_step * lava.slot,
-                  "lava_steps_per_sample": lava.slot, "twin_seconds": twin_seconds,
+                  "lava_ms_per_step": lava.ms_per_step, "lava_ms_per_sample": lava.ms_per_sample,
+                  "lava_steps_per_slot": lava.slot, "tile": lava.tile, "twin_seconds": twin_seconds,
                   "twin_ms_per_sample": 1000 * twin_seconds / n},
     }
 

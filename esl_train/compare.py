@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import multiprocessing as mp
+import shlex
 import signal
 import sys
 import tempfile
@@ -108,20 +109,19 @@ def _train_and_measure(job: dict) -> dict:
 
 
 def jobs(args) -> list[dict]:
-    """Every run of the sweep: dense once per seed, each variant at each density and seed."""
+    """Every run of the sweep: dense once per seed, then each density in the order given, all its seeds and variants
+    together, so that a sweep stopped early has whole cells (the first densities) rather than a seed of each."""
     base = {"epochs": args.epochs, "steps": args.steps, "hidden": args.hidden, "arch": args.arch,
             "dataset": args.dataset, "data_dir": args.data_dir, "batch_size": args.batch_size, "lr": args.lr,
             "lr_schedule": args.lr_schedule}
     variants = {m: {"method": m} for m in args.methods}
     variants.update(args.variants)
     out = []
-    for seed in args.seeds:
-        specs = [("dense", {"method": "dense"}, 1.0)] + [
-            (label, v, d) for d in args.densities for label, v in variants.items()]
-        for label, v, density in specs:
-            cfg = TrainConfig(**base, method=v["method"], density=density, seed=seed, evolver=v.get("evolver", {}))
-            out.append({"config": cfg.to_dict(), "label": label, "last_k": args.last_k,
-                        "key": run_key(cfg, args.last_k)})
+    specs = [("dense", {"method": "dense"}, 1.0, seed) for seed in args.seeds] + [
+        (label, v, d, seed) for d in args.densities for seed in args.seeds for label, v in variants.items()]
+    for label, v, density, seed in specs:
+        cfg = TrainConfig(**base, method=v["method"], density=density, seed=seed, evolver=v.get("evolver", {}))
+        out.append({"config": cfg.to_dict(), "label": label, "last_k": args.last_k, "key": run_key(cfg, args.last_k)})
     return out
 
 
@@ -268,7 +268,8 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
               if missing else f"All {len(todo)} runs finished.")
     seeds = ",".join(map(str, args.seeds))
     body = "\n".join([
-        f"## {args.title} (`python -m esl_train.compare {' '.join(args.argv)}`)", "",
+        f"## {args.title}", "", "```", "python -m esl_train.compare " + " ".join(
+            shlex.quote(" ".join(a.split())) for a in args.argv), "```", "",
         f"{args.arch} (hidden {args.hidden}) on {args.dataset}, {args.epochs} epochs, T={args.steps}, batch "
         f"{args.batch_size}, Adam lr {args.lr:g} ({args.lr_schedule}); seeds {seeds} (paired: a seed gives every method the same data order and "
         f"initial weights). Accuracy = mean of the last {args.last_k} epochs' {args.split} accuracy on the whole "
@@ -291,7 +292,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="docs", help="folder for the stored runs, <name>.json, the plots and --md")
     p.add_argument("--name", default="compare", help="names the stored runs, the json, the plots and the md section")
     p.add_argument("--md", default="benchmarks.md", help="markdown file in --out that gets the table")
-    p.add_argument("--title", default="Method comparison")
+    p.add_argument("--title", default="Method comparison (benchmark protocol)")
     p.add_argument("--methods", default="static,set,rigl,esl", type=lambda s: [m for m in s.split(",") if m])
     p.add_argument("--variants", default={}, type=json.loads,
                    help='extra variants as JSON: {"label": {"method": "esl", "evolver": {"regrow": "random"}}}')
@@ -318,7 +319,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser().parse_args(argv)
-        args.argv = [a for a in argv if a != str(Path(args.out))]
+        args.argv = [a for i, a in enumerate(argv) if "--out" not in (a.split("=")[0], argv[i - 1] if i else "")]
         if args.quick:
             args.dataset, args.seeds, args.densities, args.epochs, args.hidden, args.steps, args.last_k = (
                 "digits", [0], [0.1], 2, 16, 8, 1)

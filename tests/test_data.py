@@ -15,7 +15,7 @@ def _simulate(params, n=12):
     from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(params.seed)
-    return digits_dvs._dvs_events(digits_dvs._render(load_digits().images[:n], params), params, rng)
+    return digits_dvs.dvs_events(digits_dvs.render(digits_dvs.place(load_digits().images[:n], params, digits_dvs.scene_margin(params)), params), params, rng)
 
 
 def test_sensor_model_is_deterministic_for_a_seed():

@@ -157,6 +157,11 @@ def test_cli_end_to_end(mlp_file, tmp_path):
     r = json.loads((tmp_path / "r" / "report.json").read_text())
     assert r["samples"] == 3 and r["fidelity"]["identical_rasters"] == 1.0
     assert r["measurements"]["total"]["synapses"] == sum(l.synapses for l in netx_file.read(mlp_file[0]).weighted)
+    assert r["speed"]["tile"] == 3  # auto: all 3 samples side by side
+    t = r["measurements"]["total"]
+    assert r["measurements"]["drain_steps"] == 4 and t["drain_neuron_updates"] == t["neurons"] * 4
+    assert r["neurobench"]["SynapticOperations"]["Effective_ACs"] == t["synops"]
+    assert "## NeuroBench metrics" in (tmp_path / "r" / "report.md").read_text()
     assert {f.name for f in (tmp_path / "r").iterdir()} == {"report.json", "report.md", "report.png", "budget.png"}
     b = subprocess.run([sys.executable, "-m", "esl_deploy.budget", mlp_file[0], "--hw", "loihi2", "--report",
                         tmp_path / "b"], capture_output=True, text=True, timeout=120)
@@ -176,7 +181,7 @@ def _variants(tmp_path, good):
     wrong.write_bytes(good.read_bytes())
     with h5py.File(wrong, "a") as f:
         del f["layer/2/weight"]
-        f["layer/2/weight"] = np.zeros((10, 7), np.float32)
+        f["layer/2/weight"] = np.ones((10, 7), np.float32)
     return {"missing": (tmp_path / "nope.net", "does not exist"), "truncated": (truncated, "not an HDF5"),
             "noise": (noise, "not an HDF5"), "not netx": (plain, "no 'layer' group"),
             "shape": (wrong, "disagrees")}
@@ -205,3 +210,63 @@ def test_input_size_that_does_not_match_the_data(mlp_file, tmp_path):
     fake_nmnist(tmp_path)
     p = deploy(mlp_file[0], "--dataset", "nmnist", "--data-dir", tmp_path, "--samples", "1")
     assert p.returncode == 2 and "takes (2, 24, 24)" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+@lava_timeout
+def test_tiled_copies_give_every_sample_the_twin_rasters(mlp_file, digits):
+    path, _ = mlp_file
+    nf = netx_file.read(path)
+    x = inputs(digits, 7)  # 3 copies: the last slot is only partly filled
+    res = lava_runner.run(str(path), nf, x.numpy().astype(bool), chunk=4, progress=False, tile=3)
+    with torch.no_grad():
+        _, twin = build_twin(nf)(x, record=True)
+    assert res.tile == 3 and res.steps == 3 * res.slot  # 7 samples in 3 slots
+    for lava, torch_spikes in zip(res.layers, twin):
+        assert lava.shape == torch_spikes.shape and lava.sum() > 0
+        assert np.array_equal(lava, torch_spikes.numpy() > 0)
+    assert not multiprocessing.active_children()
+
+
+def test_tile_must_be_positive_and_dense_only(mlp_file, tmp_path):
+    p = deploy(mlp_file[0], "--tile", "0")
+    assert p.returncode == 2 and "--tile must be at least 1" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    net, _ = masked_net("conv", 0.3)
+    export_netx(net, tmp_path / "conv.net", {"dataset": "digits", "steps": 8})
+    with pytest.raises(UsageError, match="--tile needs a network of dense layers"):
+        lava_runner.run(str(tmp_path / "conv.net"), netx_file.read(tmp_path / "conv.net"),
+                        np.zeros((2, 2, 24, 24, 8), bool), tile=2)
+    assert lava_runner.auto_tile(netx_file.read(tmp_path / "conv.net"), 100) == 1
+    assert lava_runner.auto_tile(netx_file.read(mlp_file[0]), 1000) == 64
+
+
+def test_conv_dense_macs_leave_out_padding_taps():
+    w = np.ones((4, 2, 3, 3))
+    layer = netx_file.Layer(1, "conv", (4, 12, 12), w, {"stride": (2, 2), "padding": (1, 1), "dilation": (1, 1),
+                                                       "groups": 1})
+    taps = 0  # brute force: every (output, kernel tap) pair whose input pixel lies inside the 24x24 input
+    for oy in range(12):
+        for ox in range(12):
+            for ky in range(3):
+                for kx in range(3):
+                    y, x = 2 * oy - 1 + ky, 2 * ox - 1 + kx
+                    taps += 0 <= y < 24 and 0 <= x < 24
+    assert accounting.dense_macs(layer, (2, 24, 24)) == taps * 4 * 2 < 4 * 12 * 12 * 2 * 9
+
+
+def test_neurobench_names_follow_their_definitions(mlp_file, digits):
+    path, _ = mlp_file
+    nf = netx_file.read(path)
+    x = inputs(digits, 3)
+    with torch.no_grad():
+        _, spikes = build_twin(nf)(x, record=True)
+    spikes = [s.numpy() > 0 for s in spikes]
+    m = accounting.measure(nf, x.numpy(), spikes)
+    nb = accounting.neurobench(m, path.stat().st_size)
+    syn = sum(layer.synapses for layer in nf.weighted)
+    possible = sum(layer.possible for layer in nf.weighted)
+    assert nb["ConnectionSparsity"] == pytest.approx(1 - syn / possible)
+    neuron_steps = sum(layer.neurons for layer in nf.weighted) * 8
+    assert nb["ActivationSparsity"] == pytest.approx(1 - sum(s.sum() for s in spikes) / 3 / neuron_steps)
+    assert nb["SynapticOperations"]["Dense"] == possible * 8 and nb["MembraneUpdates"] == neuron_steps
+    assert nb["SynapticOperations"]["Effective_ACs"] == m["total"]["synops"] > 0
+    assert nb["Footprint"]["dense_float32_parameter_bytes"] == 4 * possible

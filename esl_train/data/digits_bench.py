@@ -165,3 +165,36 @@ def stats(data: dict) -> dict:
         "events_per_recording_min": int(data["events"].min()),
         "events_per_recording_max": int(data["events"].max()),
     }
+
+
+def preview(data: dict, path: str | os.PathLike, sensor: int = 24, per_digit: int = 4) -> None:
+    """A picture of several recordings of the same source image per digit (spike counts, ON and OFF together):
+    the variation between recordings that the benchmark adds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(per_digit, 10, figsize=(15, 1.6 * per_digit), constrained_layout=True)
+    shape = (2, sensor, sensor, int(data["steps"]))
+    for c in range(10):
+        src = data["source"][np.nonzero(data["labels"] == c)[0][0]]
+        for r, i in enumerate(np.nonzero(data["source"] == src)[0][:per_digit]):
+            bits = np.unpackbits(data["packed"][i], count=int(np.prod(shape))).reshape(shape)
+            ax = axes[r, c]
+            ax.imshow(bits.sum(axis=(0, 3)), cmap="magma")
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"digit {c}, image {src}", fontsize=9)
+    fig.suptitle("Benchmark set: recordings of one source image per digit (spikes per pixel over all time steps)")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+if __name__ == "__main__":  # python -m esl_train.data.digits_bench [STEPS] [PICTURE.png]: statistics (and a picture)
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    loaded = load(steps)
+    print(json.dumps(stats(loaded), indent=2))
+    if len(sys.argv) > 2:
+        preview(loaded, sys.argv[2])
