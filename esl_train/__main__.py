@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from .cli import Parser, check_output_folder, main_wrapper
 from .config import (ALLOCATIONS, ARCHS, DATASETS, EMBEDDED, LR_SCHEDULES, METHODS, REGROW_RULES, RUN_PRESETS,
                      SCHEDULES, TrainConfig)
+from .device import resolve as resolve_device
 from .errors import UsageError
 from .quiet import import_lava_dl
 
@@ -38,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=128, help="hidden neurons of the mlp")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder (default: runs/<time>-<method>-<arch>-d<density>)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint; with --epochs N, "
                                                    "extend it to N epochs (schedules stretch to the new length)")
     p.add_argument("--no-progress", action="store_true",
@@ -63,7 +66,8 @@ def _config(args) -> TrainConfig:
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,
-                      steps=args.steps, hidden=args.hidden, seed=args.seed, out=args.out, evolver=evolver)
+                      steps=args.steps, hidden=args.hidden, seed=args.seed, out=args.out, device=args.device,
+                      evolver=evolver)
     try:
         cfg.validate()
     except ValueError as e:
@@ -74,7 +78,7 @@ def _config(args) -> TrainConfig:
     return cfg
 
 
-RESUME_FLAGS = {"--resume", "--epochs", "--no-progress"}  # what may accompany --resume
+RESUME_FLAGS = {"--resume", "--epochs", "--no-progress", "--device"}  # what may accompany --resume
 
 
 def _given(p: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -102,27 +106,33 @@ def _load_run(folder: Path) -> TrainConfig:
     return cfg
 
 
-def _prepare(p: argparse.ArgumentParser, args, argv: list[str]) -> tuple[TrainConfig, Path, bool]:
+def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda value: value
+             ) -> tuple[TrainConfig, Path, bool]:
+    """The run's config and folder, checked; `agree` makes rank 0's default folder name every rank's (torchrun)."""
     if args.resume is not None:
         extra = _given(p, argv) - RESUME_FLAGS
         if extra:
             raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(sorted(extra))} "
-                             "(only --epochs, to extend the run, and --no-progress may be given)")
+                             "(only --epochs, to extend the run, --device and --no-progress may be given)")
         folder = Path(args.resume)
         cfg = _load_run(folder)
-        if "--epochs" in _given(p, argv):
-            cfg.epochs = args.epochs
-            try:
-                cfg.validate()
-            except ValueError as e:
-                raise UsageError(str(e)) from None
+        given = _given(p, argv)
+        cfg.epochs = args.epochs if "--epochs" in given else cfg.epochs
+        cfg.device = args.device if "--device" in given else cfg.device
+        try:
+            cfg.validate()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        resolve_device(cfg.device)
         return cfg, folder, (folder / "checkpoint.pt").exists()  # no checkpoint: killed early, start it again
     cfg = _config(args)
+    resolve_device(cfg.device)  # --device cuda on a machine without one: say so before anything is written
     if cfg.dataset not in EMBEDDED:
         from .data.tonic_sets import check_folder
 
         check_folder(cfg.dataset, cfg.data_dir)
-    out = cfg.out if cfg.out is not None else f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.arch}-d{cfg.density:g}"
+    out = cfg.out if cfg.out is not None else agree(
+        f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.arch}-d{cfg.density:g}")
     hint = f", or continue that run with --resume {out}" if str(out).strip() and (Path(out) / "config.json").is_file() else ""
     return cfg, check_output_folder(out, "--out", must_be_empty=True, hint=hint), False
 
@@ -144,7 +154,21 @@ def _main(argv: list[str], state: dict) -> int:
     if preset:
         p.set_defaults(**RUN_PRESETS[preset])
     args = p.parse_args(argv)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: join the group, then every rank checks the folder
+        from . import distributed
+
+        distributed.init(use_cuda=resolve_device(args.device).type == "cuda")
+        try:
+            cfg, folder, resume = _prepare(p, args, argv, agree=distributed.broadcast)
+            distributed.barrier()  # ... before rank 0 creates it
+            return _train(args, cfg, folder, resume, state)
+        finally:
+            distributed.finish()
     cfg, folder, resume = _prepare(p, args, argv)
+    return _train(args, cfg, folder, resume, state)
+
+
+def _train(args, cfg: TrainConfig, folder: Path, resume: bool, state: dict) -> int:
     import_lava_dl()
     from . import trainer
 
@@ -155,6 +179,8 @@ def _main(argv: list[str], state: dict) -> int:
         kept = f" (finished epochs are kept: --resume {folder})" if (folder / "checkpoint.pt").is_file() else ""
         raise UsageError(f"{e.strerror} ({e.filename or folder}); if the disk is full or read-only, free space or "
                          f"pass another --out{kept}") from None
+    if metrics is None:  # a rank other than 0: rank 0 reports
+        return 0
     t = metrics["timing"]
     print(f"test accuracy {metrics['test_accuracy']:.3f} | density {metrics['density']:.4f} "
           f"({metrics['synapses']}/{metrics['possible']} synapses in model.net) | "

@@ -94,7 +94,7 @@ def _train_and_measure(job: dict) -> dict:
     return {
         "key": job["key"], "label": job["label"], "method": cfg.method, "density": cfg.density, "seed": cfg.seed,
         "dataset": cfg.dataset, "arch": cfg.arch, "epochs": cfg.epochs, "steps": cfg.steps, "hidden": cfg.hidden,
-        "evolver": m["evolver"], "last_k": job["last_k"],
+        "evolver": m["evolver"], "last_k": job["last_k"], "device": str(r.device),
         "test_accuracy": declared_accuracy(r.history, "test", job["last_k"]),
         "val_accuracy": declared_accuracy(r.history, "val", job["last_k"]) if "val_accuracy" in last else None,
         "final_test_accuracy": last["test_accuracy"], "test_samples": len(r.data.test),
@@ -113,7 +113,7 @@ def jobs(args) -> list[dict]:
     together, so that a sweep stopped early has whole cells (the first densities) rather than a seed of each."""
     base = {"epochs": args.epochs, "steps": args.steps, "hidden": args.hidden, "arch": args.arch,
             "dataset": args.dataset, "data_dir": args.data_dir, "batch_size": args.batch_size, "lr": args.lr,
-            "lr_schedule": args.lr_schedule}
+            "lr_schedule": args.lr_schedule, "device": args.device}
     variants = {m: {"method": m} for m in args.methods}
     variants.update(args.variants)
     out = []
@@ -311,6 +311,7 @@ def parser() -> argparse.ArgumentParser:
                    help="what the accuracy is measured on: val to choose settings, test to report")
     p.add_argument("--last-k", type=int, default=3, help="accuracy = mean of the last k epochs")
     p.add_argument("--jobs", type=int, default=2, help="parallel training processes (one torch thread each)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--quick", action="store_true", help="embedded digits, 1 seed, density 0.1, 2 epochs, tiny net")
     return p
 

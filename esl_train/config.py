@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from .device import check_name
+
 METHODS = ("dense", "static", "set", "rigl", "esl")
 ARCHS = ("mlp", "conv")
 DATASETS = ("digits", "digits-bench", "nmnist", "dvsgesture", "cifar10dvs")
@@ -59,6 +61,7 @@ class TrainConfig:
     hidden: int = 128
     seed: int = 0
     out: str | None = None
+    device: str = "auto"  # where it trains (esl_train.device); not part of what the run is: a resume may move it
     evolver: dict = field(default_factory=dict)  # overrides of the method's preset
 
     def evolver_settings(self) -> dict:
@@ -91,6 +94,7 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
             raise ValueError(f"--lr must be in (0, 1], got {self.lr}; e.g. --lr 1e-3")
+        check_name(self.device)
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             raise ValueError(f"--seed must be an integer in [0, 2**32), got {self.seed}")
         ev = self.evolver_settings()

@@ -43,7 +43,7 @@ def export_netx(net, path: str | Path, meta: dict | None = None, compress: bool 
                          "the training diverged: lower --lr and train again")
     was_training = net.training
     with torch.no_grad():  # SLAYER blocks learn their neuron shape (written to the file) in a forward pass
-        net.eval()(torch.zeros(1, *net.input_shape, 1))
+        net.eval()(torch.zeros(1, *net.input_shape, 1, device=next(net.parameters()).device))
     net.train(was_training)
     buf = io.BytesIO()
     with h5py.File(buf, "w") as staging:

@@ -5,6 +5,7 @@ and at the end model.net (netx HDF5), metrics.json and training.png. Every file 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -17,9 +18,11 @@ from tqdm import tqdm
 
 import lava.lib.dl.slayer as slayer
 
+from . import distributed
 from .atomic import atomic_path, write_text
 from .config import TrainConfig
 from .data import SpikeData, load_dataset
+from .device import resolve as resolve_device
 from .errors import UsageError
 from .export import export_netx, read_synapses
 from .models import SpikingNet, build
@@ -39,11 +42,12 @@ def predict(output: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(net: SpikingNet, loader, loss_fn) -> tuple[float, float]:
+def evaluate(net: SpikingNet, loader, loss_fn, device=None) -> tuple[float, float]:
     net.eval()
     correct = total = 0
     loss = 0.0
     for x, y in loader:
+        x, y = x.to(device), y.to(device)
         out = net(x)
         loss += float(loss_fn(out, y))
         correct += int((predict(out) == y).sum())
@@ -62,11 +66,23 @@ class Run:
         random.seed(config.seed)
         self.data = data or load_dataset(config.dataset, config.steps, config.data_dir, config.seed)
         self.loader_rng = torch.Generator().manual_seed(config.seed)
-        self.train_loader = torch.utils.data.DataLoader(self.data.train, batch_size=config.batch_size, shuffle=True,
+        self.rank, self.world_size = distributed.world()
+        self.sampler = None  # under torchrun: each rank trains on its shard; the global batch is N x --batch-size
+        if self.world_size > 1:
+            batches = -(-len(self.data.train) // config.batch_size)
+            if self.world_size > batches:
+                raise UsageError(f"{self.world_size} processes but only {batches} batches of {config.batch_size} "
+                                 "training samples; start fewer processes or pass a smaller --batch-size")
+            self.sampler = torch.utils.data.DistributedSampler(self.data.train, self.world_size, self.rank,
+                                                               shuffle=True, seed=config.seed)
+        self.train_loader = torch.utils.data.DataLoader(self.data.train, batch_size=config.batch_size,
+                                                        shuffle=self.sampler is None, sampler=self.sampler,
                                                         generator=self.loader_rng)
         self.test_loader = torch.utils.data.DataLoader(self.data.test, batch_size=256)
         self.val_loader = torch.utils.data.DataLoader(self.data.val, batch_size=256) if self.data.val else None
+        self.device = resolve_device(config.device)
         self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden)
+        self.net.to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.loss_fn = make_loss()
         self.total_steps = config.epochs * len(self.train_loader)
@@ -80,6 +96,10 @@ class Run:
             weights = {k: (b.synapse, b.synapse.weight) for k, b in self.net.weighted_blocks().items()}
             self.evolver = MaskEvolver(weights, self.optimizer, EvolverConfig(density=config.density, **ev),
                                        self.total_steps, seed=config.seed, quiet_steps=len(self.train_loader))
+        self.model = self.net  # what the training forward runs: the net itself, or its DDP wrapper
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         self.epoch = 0
         self.history: list[dict] = []
         self.train_seconds = 0.0
@@ -97,6 +117,8 @@ class Run:
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
+        if not distributed.is_main():
+            return
         state = {
             "config": self.config.to_dict(),
             "epoch": self.epoch,
@@ -172,12 +194,15 @@ class Run:
     def _epochs(self, bar, log: bool) -> None:
         cfg = self.config
         while self.epoch < cfg.epochs:
+            if self.sampler is not None:
+                self.sampler.set_epoch(self.epoch)  # a new shuffle every epoch, the same on every rank
             self.net.train()
             correct = seen = 0
             loss_sum = 0.0
             start = time.perf_counter()
             for x, y in self.train_loader:
-                out = self.net(x)
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                out = self.model(x)
                 loss = self.loss_fn(out, y)
                 if not torch.isfinite(loss):
                     raise UsageError(f"loss became {float(loss)} in epoch {self.epoch + 1}; the last good checkpoint "
@@ -198,7 +223,7 @@ class Run:
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
                                 density=f"{self.evolver.density() if self.evolver else 1:.3f}")
             self.train_seconds += time.perf_counter() - start
-            test_acc, test_loss = evaluate(self.net, self.test_loader, self.loss_fn)
+            test_acc, test_loss = evaluate(self.net, self.test_loader, self.loss_fn, self.device)
             self.epoch += 1
             self.history.append({
                 "epoch": self.epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
@@ -206,7 +231,7 @@ class Run:
                 "layer_density": self.layer_density(), "swapped": self.swapped(), "explored": self.explored(),
             })
             if self.val_loader:
-                self.history[-1]["val_accuracy"] = evaluate(self.net, self.val_loader, self.loss_fn)[0]
+                self.history[-1]["val_accuracy"] = evaluate(self.net, self.val_loader, self.loss_fn, self.device)[0]
             if log:
                 bar.write(f"epoch {self.epoch}/{cfg.epochs}  loss {loss_sum / seen:.3f}  train {correct / seen:.3f}  "
                           f"test {test_acc:.3f}")
@@ -263,18 +288,24 @@ class Run:
         return metrics
 
 
-def run(config: TrainConfig, folder: Path, resume: bool = False, progress: bool = True, on_start=None) -> dict:
+def run(config: TrainConfig, folder: Path, resume: bool = False, progress: bool = True,
+        on_start=None) -> dict | None:
     """Train (or resume) in `folder` and return the metrics. Everything that can be checked is checked before the
-    folder is created; then the folder is locked against a second trainer for the whole run."""
+    folder is created; then the folder is locked against a second trainer for the whole run. Under torchrun only
+    rank 0 writes (and returns the metrics); every rank reads the checkpoint to resume."""
     data = load_dataset(config.dataset, config.steps, config.data_dir, config.seed)
     data.train[0], data.test[0]  # a foreign or broken file fails here, before the run folder exists
     r = Run(config, folder, data)
-    with locked(folder):
+    main = distributed.is_main()
+    with locked(folder) if main else contextlib.nullcontext():
         if on_start:
             on_start()
-        remove_stale_temp_files(folder)
+        if main:
+            remove_stale_temp_files(folder)
         if resume:
             r.load_checkpoint()
-        write_text(folder / "config.json", json.dumps(config.to_dict(), indent=2))
-        r.fit(progress)
-        return r.finish()
+        distributed.barrier()  # every rank has read the checkpoint before rank 0 writes the next one
+        if main:
+            write_text(folder / "config.json", json.dumps(config.to_dict(), indent=2))
+        r.fit(progress and main, log=main)
+        return r.finish() if main else None

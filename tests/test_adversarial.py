@@ -377,7 +377,22 @@ def test_damaged_data_cache_is_rebuilt(tmp_path, monkeypatch):
     np.load(path)  # rebuilt on disk too
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the answer on a machine without CUDA")
+def test_device_cuda_without_cuda_is_refused_before_anything_is_written(tmp_path, capsys):
+    code, err = main(capsys, *TINY, "--device", "cuda", "--out", tmp_path / "run")
+    one_line(code, err, "no CUDA device")
+    code, err = main(capsys, *TINY, "--device", "gpu", "--out", tmp_path / "run")
+    one_line(code, err, "--device must be auto, cpu, cuda or cuda:N")
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_may_move_the_run_to_another_device(finished, tmp_path, capsys):
+    run = copy_run(finished, tmp_path)
+    code, _ = main(capsys, "--resume", run, "--device", "cpu", "--epochs", "2")
+    assert code == 0 and json.loads((run / "config.json").read_text())["device"] == "cpu"
+
+
 def test_config_validation_rejects_bad_types():
-    for bad in ({"epochs": 2.5}, {"seed": "x"}, {"lr": float("inf")}, {"evolver": {"magic": 1}}):
+    for bad in ({"epochs": 2.5}, {"seed": "x"}, {"lr": float("inf")}, {"evolver": {"magic": 1}}, {"device": "tpu"}):
         with pytest.raises((ValueError, TypeError)):
             TrainConfig.from_dict(bad).validate()

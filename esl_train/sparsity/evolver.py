@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .. import distributed
 from .allocation import layer_counts
 from .rules import drop_weakest, grow
 
@@ -48,7 +49,7 @@ class MaskEvolver:
         self.total_steps = total_steps
         self.quiet_steps = quiet_steps
         self.weights = {k: w for k, (_, w) in weights.items()}
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU: the same choices on every device
         self.counts = layer_counts({k: tuple(w.shape) for k, w in self.weights.items()}, config.density,
                                    config.allocation)
         self.masks = {k: self._random_mask(w, self.counts[k]) for k, w in self.weights.items()}
@@ -116,6 +117,8 @@ class MaskEvolver:
         return updated
 
     def _update(self, fraction: float) -> None:
+        for grad in self._dense_grads.values():  # under DDP: the captured gradient is this rank's own
+            distributed.all_reduce_mean_(grad)
         swaps = {}
         for k, w in self.weights.items():
             mask = self.masks[k]
@@ -135,6 +138,8 @@ class MaskEvolver:
             self._reset_optimizer_state(w, changed)
             swaps[k] = n
         self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
+        distributed.check_same(self.masks, "masks")  # under DDP: every rank made the same choices
+        distributed.check_same(self.weights, "weights")
 
     def _reset_optimizer_state(self, w: torch.Tensor, changed: torch.Tensor) -> None:
         """Zero momentum (and Adam's second moment) of changed synapses so stale state cannot move them."""
@@ -146,7 +151,7 @@ class MaskEvolver:
         """Erdős–Rényi random graph with exactly `count` edges: each synapse equally likely."""
         mask = torch.zeros(w.numel(), dtype=torch.bool)
         mask[torch.randperm(w.numel(), generator=self.generator)[:count]] = True
-        return mask.view(w.shape)
+        return mask.view(w.shape).to(w.device)
 
     # -- reporting and checkpoints -------------------------------------------------------------
     def active(self) -> dict[str, int]:

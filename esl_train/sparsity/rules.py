@@ -27,20 +27,23 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
     gradient: largest |dL/dw| of the dense gradient (RigL): the synapses that would reduce the loss fastest.
     random: uniform among the candidates (SET): pure exploration.
     unexplored: uniform among candidates never active before (`unexplored`), then among the rest once those
-    run out: exploration that covers the whole graph before it revisits any synapse."""
+    run out: exploration that covers the whole graph before it revisits any synapse.
+
+    `generator` is a CPU generator whatever the device of the masks, so a seed makes the same choices on a CPU
+    and on a GPU, and its state moves between them in a checkpoint."""
     if rule == "gradient":
         grad = torch.nan_to_num(dense_grad.abs(), nan=0.0, posinf=_BIG)
         score = torch.where(candidates, grad, torch.full_like(grad, -1.0))
         # random tie-break so that all-zero gradients do not always favour the first rows
-        score = score + 1e-12 * torch.rand(score.shape, generator=generator)
+        score = score + 1e-12 * torch.rand(score.shape, generator=generator).to(score.device)
         idx = torch.topk(score.flatten(), n).indices
     elif rule == "random":
         pool = candidates.flatten().nonzero().squeeze(1)
-        idx = pool[torch.randperm(len(pool), generator=generator)[:n]]
+        idx = pool[torch.randperm(len(pool), generator=generator)[:n].to(pool.device)]
     elif rule == "unexplored":
         fresh = candidates & unexplored
         # random keys, offset by 1 for explored candidates: fresh ones are taken first
-        key = torch.rand(candidates.shape, generator=generator) + (~fresh).float()
+        key = torch.rand(candidates.shape, generator=generator).to(candidates.device) + (~fresh).float()
         key = torch.where(candidates, key, torch.full_like(key, float("inf")))
         idx = torch.topk(key.flatten(), n, largest=False).indices
     else:
@@ -52,6 +55,6 @@ _BIG = 1e30  # above any finite weight or gradient magnitude, below inf
 
 
 def _from_indices(idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    out = torch.zeros(like.numel(), dtype=torch.bool)
+    out = torch.zeros(like.numel(), dtype=torch.bool, device=like.device)
     out[idx] = True
     return out.view(like.shape)
