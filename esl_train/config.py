@@ -62,6 +62,7 @@ class TrainConfig:
     seed: int = 0
     out: str | None = None
     device: str = "auto"  # where it trains (esl_train.device); not part of what the run is: a resume may move it
+    workers: int = 0  # DataLoader worker processes (0: load in the training process); a resume may change it
     evolver: dict = field(default_factory=dict)  # overrides of the method's preset
 
     def evolver_settings(self) -> dict:
@@ -95,6 +96,8 @@ class TrainConfig:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and 0 < self.lr <= 1):
             raise ValueError(f"--lr must be in (0, 1], got {self.lr}; e.g. --lr 1e-3")
         check_name(self.device)
+        if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
+            raise ValueError(f"--workers must be 0 or more, got {self.workers}")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             raise ValueError(f"--seed must be an integer in [0, 2**32), got {self.seed}")
         ev = self.evolver_settings()

@@ -75,11 +75,13 @@ class Run:
                                  "training samples; start fewer processes or pass a smaller --batch-size")
             self.sampler = torch.utils.data.DistributedSampler(self.data.train, self.world_size, self.rank,
                                                                shuffle=True, seed=config.seed)
+        loading = {"num_workers": config.workers, "persistent_workers": config.workers > 0}
         self.train_loader = torch.utils.data.DataLoader(self.data.train, batch_size=config.batch_size,
                                                         shuffle=self.sampler is None, sampler=self.sampler,
-                                                        generator=self.loader_rng)
-        self.test_loader = torch.utils.data.DataLoader(self.data.test, batch_size=256)
-        self.val_loader = torch.utils.data.DataLoader(self.data.val, batch_size=256) if self.data.val else None
+                                                        generator=self.loader_rng, **loading)
+        self.test_loader = torch.utils.data.DataLoader(self.data.test, batch_size=256, **loading)
+        self.val_loader = (torch.utils.data.DataLoader(self.data.val, batch_size=256, **loading)
+                           if self.data.val else None)
         self.device = resolve_device(config.device)
         self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden)
         self.net.to(self.device)
@@ -142,6 +144,7 @@ class Run:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.lr_scheduler:
                 self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+                self.lr_scheduler.T_max = self.total_steps  # a run extended with --epochs decays over its new length
             if self.evolver:
                 self.evolver.load_state_dict(state["evolver"])
             self.epoch, self.history, self.train_seconds = state["epoch"], state["history"], state["train_seconds"]

@@ -87,3 +87,27 @@ def test_missing_real_data_says_what_to_put_where(tmp_path, name):
 def test_missing_data_dir_flag():
     with pytest.raises(UsageError, match="--data-dir"):
         load_dataset("nmnist", steps=4)
+
+
+def test_real_sets_are_framed_once_then_read_from_tonics_disk_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ESL_SNN_CACHE", str(tmp_path / "cache"))
+    files = fake_nmnist(tmp_path)
+    from esl_train.data import load_dataset
+
+    first = load_dataset("nmnist", 4, str(tmp_path))
+    x0 = first.train[0][0]
+    assert x0.dtype == torch.float32 and x0.shape == (2, 34, 34, 4)
+    for path in files:  # the files change, the cached framing does not: samples now come from the cache
+        path.write_bytes(bytes(5))  # one event at (0, 0), t=0
+    again = load_dataset("nmnist", 4, str(tmp_path / ".." / tmp_path.name))  # same folder, another spelling
+    assert torch.equal(again.train[0][0], x0)
+    assert len(list((tmp_path / "cache").glob("tonic-nmnist-*/train/*.hdf5"))) == 1
+    other = load_dataset("nmnist", 5, str(tmp_path))  # another framing: its own cache, framed from the new files
+    assert other.train[0][0].sum() == 1
+
+
+def test_negative_workers_refused():
+    from esl_train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="--workers must be 0 or more"):
+        TrainConfig(workers=-1).validate()

@@ -26,8 +26,13 @@ def events_to_spikes(events: np.ndarray, sensor_size: tuple[int, int, int], step
     return np.moveaxis(spikes, 0, -1)
 
 
+def to_float_tensor(spikes) -> torch.Tensor:
+    """The network's input from a framed (or cached) bool array."""
+    return torch.from_numpy(np.asarray(spikes)).float()
+
+
 class FramedEvents(torch.utils.data.Dataset):
-    """A tonic event data set seen as (spikes (P, H, W, T) float, label) pairs, framed on the fly."""
+    """A tonic event data set seen as (spikes (P, H, W, T) bool numpy array, label) pairs, framed on the fly."""
 
     def __init__(self, events_dataset, sensor_size, steps: int, transform=None):
         self.events = events_dataset
@@ -50,7 +55,7 @@ class FramedEvents(torch.utils.data.Dataset):
         if not in_sensor:
             raise UsageError(f"{source_file(self.events, i)} has events outside the {self.sensor_size[0]}x"
                              f"{self.sensor_size[1]} sensor; the files are not in this data set's format")
-        return torch.from_numpy(events_to_spikes(events, self.sensor_size, self.steps)).float(), int(label)
+        return events_to_spikes(events, self.sensor_size, self.steps), int(label)  # numpy: tonic caches it as is
 
 
 def source_file(dataset, i: int) -> str:

@@ -6,6 +6,8 @@ subclass whose `download()` refuses."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,13 +98,25 @@ def check_folder(name: str, data_dir: str | None) -> Path:
     return root
 
 
+def cache_folder(name: str, data_dir: str, steps: int, seed: int) -> Path:
+    """Where tonic's DiskCachedDataset keeps the framed samples: keyed by the data set, its folder and every
+    framing parameter, so another framing never reads stale tensors."""
+    from .digits_dvs import cache_dir
+
+    spec = REAL_SETS[name]
+    key = json.dumps({"name": name, "root": str(Path(data_dir).expanduser().resolve()), "steps": steps,
+                      "sensor": spec.sensor_size, "target": spec.target_size, "seed": seed, "version": 1})
+    return cache_dir() / f"tonic-{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
 def load(name: str, data_dir: str | None, steps: int, seed: int = 0):
-    """(train, test) torch datasets of (spikes (P, H, W, T), label), framed on the fly from the user's files."""
+    """(train, test) torch datasets of (spikes (P, H, W, T), label): framed from the user's files on first use,
+    then read back from tonic's disk cache (a damaged cache file is framed again)."""
     import numpy as np
     import tonic
     import torch
 
-    from .framing import FramedEvents
+    from .framing import FramedEvents, to_float_tensor
 
     spec = REAL_SETS[name]
     check_folder(name, data_dir)
@@ -119,5 +133,8 @@ def load(name: str, data_dir: str | None, steps: int, seed: int = 0):
         train, test = torch.utils.data.Subset(full, order[n_test:]), torch.utils.data.Subset(full, order[:n_test])
     else:
         train, test = cls(root, train=True), cls(root, train=False)
-    framed = [FramedEvents(d, sensor, steps, transform) for d in (train, test)]
+    cache = cache_folder(name, root, steps, seed)
+    framed = [tonic.DiskCachedDataset(FramedEvents(d, sensor, steps, transform), cache_path=str(cache / split),
+                                      transform=to_float_tensor)
+              for d, split in ((train, "train"), (test, "test"))]
     return framed[0], framed[1], (sensor[2], sensor[1], sensor[0]), spec.num_classes
