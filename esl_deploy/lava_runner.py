@@ -16,6 +16,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import signal
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -188,8 +189,9 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
     cfg = run_config(backend)
     netx = import_lava_dl().netx
     from lava.magma.core.run_conditions import RunSteps
-    from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
+
+    from .lava_procs.recorder import FileSink
 
     if tile < 1:
         raise UsageError(f"--tile must be at least 1, got {tile}")
@@ -220,11 +222,11 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
         data[k * width : (k + 1) * width, ..., s * slot + depth : s * slot + depth + steps] = x[i]
     source = Source(data=data)
     source.s_out.connect(inp)
-    sinks = []
-    for layer in layers:
-        sink = Sink(shape=layer.out.shape, buffer=total)
+    rasters = tempfile.TemporaryDirectory(prefix="esl-lava-")
+    files = [f"{rasters.name}/layer{i}.npy" for i in range(len(layers))]
+    for layer, path in zip(layers, files):
+        sink = FileSink(shape=layer.out.shape, path=path, steps=total)
         layer.out.connect(sink.a_in)
-        sinks.append(sink)
     start = time.perf_counter()
     first, first_steps = None, 0
     bar = tqdm(total=n_samples, unit="sample", desc=f"lava {backend}", disable=not progress, dynamic_ncols=True)
@@ -235,18 +237,19 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
         while done < slots:  # `chunk` slots per run() call: each call has a fixed cost of its own
             k = min(chunk, slots - done)
             net.run(condition=RunSteps(num_steps=k * slot), run_cfg=cfg)
+            bar.update(min((done + k) * tile, n_samples) - min(done * tile, n_samples))
             done += k
-            bar.update(min(done * tile, n_samples) - bar.n)
             if first is None:
                 first, first_steps = time.perf_counter() - start, k * slot
-        raw = [s.data.get() for s in sinks]
     finally:
         bar.close()
         stop(net)
     seconds = time.perf_counter() - start
+    with rasters:
+        raw = [np.moveaxis(np.load(path), 0, -1) for path in files]  # (*lava shape, total)
     layers_out, drain = [], []
     for r in raw:
-        r = np.moveaxis(r.reshape(*r.shape[:-1], slots, slot) > 0, -2, 0)  # (slots, *lava shape, slot)
+        r = np.moveaxis(r.reshape(*r.shape[:-1], slots, slot), -2, 0)  # (slots, *lava shape, slot)
         if tile > 1:  # (slots, tile * out, .) -> (slots * tile, out, .): copy k of slot s is sample s * tile + k
             r = r.reshape(slots * tile, -1, slot)
         r = r[:n_samples]

@@ -38,8 +38,9 @@ def summary(r: dict) -> str:
         sp, de = b["sparse"], b["dense"]
         lines.append(f"budget     {b['hw']}: {sp['cores']} cores / {sp['chips']} chip(s) sparse vs {de['cores']} / "
                      f"{de['chips']} dense; bottleneck {sp['bottleneck']}")
-    lines.append(f"speed      Lava {s['lava_ms_per_step']:.2f} ms/step with {s['tile']} cop{'y' if s['tile'] == 1 else 'ies'} "
-                 f"side by side, {s['lava_ms_per_sample']:.1f} ms/sample "
+    copies = "1 copy" if s["tile"] == 1 else f"{s['tile']} copies"
+    lines.append(f"speed      Lava {s['lava_ms_per_step']:.2f} ms/step with {copies} side by side, "
+                 f"{s['lava_ms_per_sample']:.1f} ms/sample "
                  f"(start-up {s['lava_startup_seconds']:.1f} s) | twin {s['twin_ms_per_sample']:.2f} ms/sample")
     return "\n".join(lines)
 

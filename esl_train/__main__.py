@@ -50,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(RUN_PRESETS), help="a published setup (docs/presets.md); flags override")
     g = p.add_argument_group("mask evolver (default: the method's preset, see docs/design.md)")
     g.add_argument("--allocation", choices=ALLOCATIONS, help="layer densities: Erdős–Rényi, ER-kernel or uniform")
-    g.add_argument("--regrow", choices=REGROW_RULES, help="gradient (RigL-like), random (SET-like) or unexplored (random among never-active synapses)")
+    g.add_argument("--regrow", choices=REGROW_RULES,
+                   help="gradient (RigL-like), random (SET-like) or unexplored (random among never-active synapses)")
     g.add_argument("--drop-fraction", type=float, help="share of active synapses swapped at an update")
     g.add_argument("--update-interval", type=int, help="training steps between updates (0: once per epoch)")
     g.add_argument("--evolve-until", type=float, help="fraction of training after which masks are frozen")
@@ -136,7 +137,8 @@ def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda val
         check_folder(cfg.dataset, cfg.data_dir)
     out = cfg.out if cfg.out is not None else agree(
         f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.arch}-d{cfg.density:g}")
-    hint = f", or continue that run with --resume {out}" if str(out).strip() and (Path(out) / "config.json").is_file() else ""
+    is_run = str(out).strip() and (Path(out) / "config.json").is_file()
+    hint = f", or continue that run with --resume {out}" if is_run else ""
     return cfg, check_output_folder(out, "--out", must_be_empty=True, hint=hint), False
 
 
@@ -177,7 +179,8 @@ def _train(args, cfg: TrainConfig, folder: Path, resume: bool, state: dict) -> i
 
     progress = not args.no_progress and sys.stderr.isatty()
     try:
-        metrics = trainer.run(cfg, folder, resume=resume, progress=progress, on_start=lambda: state.update(folder=folder))
+        metrics = trainer.run(cfg, folder, resume=resume, progress=progress,
+                              on_start=lambda: state.update(folder=folder))
     except OSError as e:  # disk full, folder made read-only during the run, ...
         kept = f" (finished epochs are kept: --resume {folder})" if (folder / "checkpoint.pt").is_file() else ""
         raise UsageError(f"{e.strerror} ({e.filename or folder}); if the disk is full or read-only, free space or "

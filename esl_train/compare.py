@@ -275,7 +275,8 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
     folder = Path(args.out)
     rows = summarize(runs, args.split)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
-    write_text(folder / f"{args.name}.json", json.dumps({"settings": settings, "summary": rows, "runs": runs}, indent=1))
+    record = {"settings": settings, "summary": rows, "runs": runs}
+    write_text(folder / f"{args.name}.json", json.dumps(record, indent=1))
     plots(runs, rows, folder, args.name, args.split)
     checks = targets(runs) if args.split == "test" else []
     missing = len(todo) - len(runs)
@@ -286,7 +287,8 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
         f"## {args.title}", "", "```", "python -m esl_train.compare " + " ".join(
             shlex.quote(" ".join(a.split())) for a in args.argv), "```", "",
         f"{args.arch} (hidden {args.hidden}) on {args.dataset}, {args.epochs} epochs, T={args.steps}, batch "
-        f"{args.batch_size}, Adam lr {args.lr:g} ({args.lr_schedule}); seeds {seeds} (paired: a seed gives every method the same data order and "
+        f"{args.batch_size}, Adam lr {args.lr:g} ({args.lr_schedule}); seeds {seeds} (paired: a seed gives every "
+        "method the same data order and "
         f"initial weights). Accuracy = mean of the last {args.last_k} epochs' {args.split} accuracy on the whole "
         f"{args.split} split ({runs[0]['test_samples'] if runs and args.split == 'test' else 'all'} samples); ± is the "
         "95 % CI (t, sample std) over seeds; *vs dense* and *vs static* are paired differences in points. "

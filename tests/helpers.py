@@ -19,6 +19,16 @@ def masked_net(arch, density, shape=(2, 24, 24), hidden=128, seed=0):
     return net, ev
 
 
+def tiny_mlp_file(folder):
+    """A small masked MLP exported as folder/model.net for the embedded set at 8 steps; returns (path, net)."""
+    from esl_train.export import export_netx
+
+    net, _ = masked_net("mlp", 0.3, hidden=24)
+    path = folder / "model.net"
+    export_netx(net, path, {"arch": "mlp", "dataset": "digits", "steps": 8, "input_shape": [2, 24, 24]})
+    return path, net
+
+
 def write_nmnist_bin(path, events):
     """Encode events in N-MNIST's 40-bit format: x, y, polarity bit + 23-bit timestamp (µs)."""
     raw = np.zeros((len(events), 5), np.uint8)

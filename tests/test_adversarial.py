@@ -15,13 +15,12 @@ import torch
 
 from esl_deploy import netx_file
 from esl_train import __main__ as cli
-from esl_train import trainer
 from esl_train.config import TrainConfig
 from esl_train.errors import UsageError
 from esl_train.export import export_netx
 from esl_train.runfolder import locked
 
-from .helpers import fake_nmnist, masked_net, write_nmnist_bin
+from .helpers import fake_nmnist, masked_net, tiny_mlp_file, write_nmnist_bin
 
 TINY = ["--epochs", "1", "--hidden", "16", "--steps", "4", "--no-progress"]
 NO_CAPS = ["setpriv", "--inh-caps", "-dac_override,-dac_read_search", "--bounding-set",
@@ -171,10 +170,7 @@ def test_a_second_trainer_on_the_same_folder_is_refused(finished, tmp_path, caps
 # 8, 15. output folders and model paths -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    net, _ = masked_net("mlp", 0.3, hidden=24)
-    path = tmp_path_factory.mktemp("model") / "model.net"
-    export_netx(net, path, {"arch": "mlp", "dataset": "digits", "steps": 8, "input_shape": [2, 24, 24]})
-    return path
+    return tiny_mlp_file(tmp_path_factory.mktemp("model"))[0]
 
 
 def test_report_naming_a_file_fails_before_lava(model, tmp_path):
@@ -285,7 +281,8 @@ MALFORMED = {
     "float weights": (lambda f: _set(f["layer/2"], "weight", f["layer/2/weight"][()] + 0.5), "not finite integers"),
     "bool weights": (lambda f: _set(f["layer/2"], "weight", f["layer/2/weight"][()] != 0), "not numbers"),
     "nan weights": (lambda f: _set(f["layer/2"], "weight", f["layer/2/weight"][()] * np.nan), "not finite"),
-    "all zero": (lambda f: _set(f["layer/2"], "weight", np.zeros_like(f["layer/2/weight"][()])), "every weight is zero"),
+    "all zero": (lambda f: _set(f["layer/2"], "weight", np.zeros_like(f["layer/2/weight"][()])),
+                 "every weight is zero"),
     "SLAYER Input block": (lambda f: f["layer/0"].create_group("neuron"), "input layer with neurons"),
 }
 

@@ -15,7 +15,8 @@ def _simulate(params, n=12):
     from sklearn.datasets import load_digits
 
     rng = np.random.default_rng(params.seed)
-    return digits_dvs.dvs_events(digits_dvs.render(digits_dvs.place(load_digits().images[:n], params, digits_dvs.scene_margin(params)), params), params, rng)
+    scene = digits_dvs.place(load_digits().images[:n], params, digits_dvs.scene_margin(params))
+    return digits_dvs.dvs_events(digits_dvs.render(scene, params), params, rng)
 
 
 def test_sensor_model_is_deterministic_for_a_seed():

@@ -15,17 +15,14 @@ from esl_deploy.twin import build_twin
 from esl_train.errors import UsageError
 from esl_train.export import export_netx
 
-from .helpers import fake_nmnist, masked_net
+from .helpers import fake_nmnist, masked_net, tiny_mlp_file
 
 lava_timeout = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")
 def mlp_file(tmp_path_factory):
-    net, ev = masked_net("mlp", 0.3, hidden=24)
-    path = tmp_path_factory.mktemp("mlp") / "model.net"
-    export_netx(net, path, {"arch": "mlp", "dataset": "digits", "steps": 8, "input_shape": [2, 24, 24]})
-    return path, net
+    return tiny_mlp_file(tmp_path_factory.mktemp("mlp"))
 
 
 def inputs(digits, n):

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from esl_train.export import export_netx
 
-from .helpers import masked_net
+from .helpers import tiny_mlp_file
 
 SHM = Path("/dev/shm")
 
@@ -47,10 +46,7 @@ def children(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    net, _ = masked_net("mlp", 0.3, hidden=24)
-    path = tmp_path_factory.mktemp("sig") / "model.net"
-    export_netx(net, path, {"arch": "mlp", "dataset": "digits", "steps": 8, "input_shape": [2, 24, 24]})
-    return path
+    return tiny_mlp_file(tmp_path_factory.mktemp("sig"))[0]
 
 
 def start_and_signal(cmd, ready, sig, deadline=120):

@@ -87,7 +87,8 @@ def _session(args) -> tuple[np.ndarray, np.ndarray]:
     images, seed, p, steps = args
     rng = np.random.default_rng(seed)
     u = lambda lo_hi: rng.uniform(*lo_hi)  # noqa: E731
-    sp = replace(p.sensor, amplitude=u(p.amplitude), saccade_angle=rng.uniform(-p.saccade_angle, p.saccade_angle), threshold=u(p.threshold),
+    sp = replace(p.sensor, amplitude=u(p.amplitude), saccade_angle=rng.uniform(-p.saccade_angle, p.saccade_angle),
+                 threshold=u(p.threshold),
                  threshold_mismatch=u(p.mismatch), noise_hz=u(p.noise_hz))
     margin = digits_dvs.scene_margin(replace(sp, amplitude=max(p.amplitude))) + int(np.ceil(p.shift_px))
     canvas = _jitter(digits_dvs.place(images, sp, margin), rng, p)

@@ -7,7 +7,8 @@ import torch
 from ..config import REGROW_RULES
 
 
-def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int, protected: torch.Tensor | None = None) -> torch.Tensor:
+def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int,
+                 protected: torch.Tensor | None = None) -> torch.Tensor:
     """Bool mask of the `n` active synapses with the smallest |w| (SET, RigL, ESL all prune by magnitude).
 
     `protected` synapses go last (only when nothing else is left). A NaN weight counts as the weakest, so a
