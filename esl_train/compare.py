@@ -377,9 +377,10 @@ def main(argv=None) -> int:
         load_dataset(args.dataset, args.steps, args.data_dir)  # build the data cache once, before the workers
     start = time.perf_counter()
     wall0 = sum(r["wall_seconds"] for r in runs) / args.jobs
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: finished runs are all stored
     try:
-        with mp.Pool(args.jobs) as pool:
+        with mp.Pool(min(args.jobs, max(len(pending), 1))) as pool:
+            # after the fork: the workers keep the default SIGTERM, which the pool uses to end them quietly
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: finished runs are stored
             bar = tqdm(pool.imap_unordered(_one, pending), total=len(pending), desc=args.name, unit="run",
                        disable=None)
             for run in bar:
