@@ -102,12 +102,15 @@ def stop(net) -> None:
             done.set()
 
     threading.Thread(target=orderly, daemon=True).start()
+    interrupted = None
     try:
         finished = done.wait(STOP_SECONDS)
-    except KeyboardInterrupt:
-        finished = False
+    except KeyboardInterrupt as e:  # a signal during the stop: kill now, then let it end the command
+        finished, interrupted = False, e
     if not finished or mp.active_children():
         _kill(net)
+    if interrupted is not None:
+        raise interrupted
 
 
 @dataclass

@@ -127,10 +127,9 @@ def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda val
             cfg.validate()
         except ValueError as e:
             raise UsageError(str(e)) from None
-        resolve_device(cfg.device)
+        _check_device(cfg.device)
         return cfg, folder, (folder / "checkpoint.pt").exists()  # no checkpoint: killed early, start it again
     cfg = _config(args)
-    resolve_device(cfg.device)  # --device cuda on a machine without one: say so before anything is written
     if cfg.dataset not in EMBEDDED:
         from .data.tonic_sets import check_folder
 
@@ -139,7 +138,15 @@ def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda val
         f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-{cfg.arch}-d{cfg.density:g}")
     is_run = str(out).strip() and (Path(out) / "config.json").is_file()
     hint = f", or continue that run with --resume {out}" if is_run else ""
-    return cfg, check_output_folder(out, "--out", must_be_empty=True, hint=hint), False
+    folder = check_output_folder(out, "--out", must_be_empty=True, hint=hint)
+    _check_device(cfg.device)  # last: it imports torch (seconds), the checks above answer at once
+    return cfg, folder, False
+
+
+def _check_device(name: str) -> None:
+    """--device cuda on a machine without one: say so before anything is written (auto and cpu always work)."""
+    if name.startswith("cuda"):
+        resolve_device(name)
 
 
 def main(argv=None) -> int:

@@ -78,7 +78,7 @@ def start_and_signal(cmd, ready, sig, deadline=120):
 @pytest.mark.timeout(200)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_deploy_run_stops_cleanly_on_signals(model, tmp_path, sig):
-    cmd = [sys.executable, "-m", "esl_deploy.run", str(model), "--samples", "300", "--no-progress",
+    cmd = [sys.executable, "-m", "esl_deploy.run", str(model), "--samples", "300", "--tile", "1", "--no-progress",
            "--report", str(tmp_path / "rep")]
     code, err = start_and_signal(cmd, lambda pid: children(pid) >= 3, sig)  # Lava's workers are up
     assert code == 130
