@@ -58,7 +58,7 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     try:
         return run(argv)
     except UsageError as e:
-        print(f"\nerror: {e}" if _bar_may_be_open() else f"error: {e}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)  # progress bars are closed in `finally` before errors get here
         return e.exit_code
     except KeyboardInterrupt as e:
         name = str(e) if isinstance(e, Terminated) else "Ctrl-C"
@@ -71,12 +71,3 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-def _bar_may_be_open() -> bool:
-    """A tqdm bar still drawn on the terminal: start the error on a line of its own."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return False
-    return bool(getattr(tqdm, "_instances", None)) and sys.stderr.isatty()
