@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 
-.PHONY: setup train test bench lock
+.PHONY: setup train test bench lock neurobench
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -19,6 +19,9 @@ train: setup
 
 test: setup
 	$(PY) -m pytest
+
+neurobench: setup  # optional extra: snnTorch + NeuroBench 2.3 beside our torch 2.3.1 (bench/interop.py)
+	$(UV) pip install -q -p $(PY) "torch==2.3.1" "numpy<2" -e ".[neurobench]"
 
 lock:  # after changing dependencies in pyproject.toml
 	$(UV) pip compile -q pyproject.toml --extra test -p 3.10 --python-platform x86_64-unknown-linux-gnu -o requirements.lock

@@ -57,6 +57,8 @@ class NetFile:
 
 ACCEPTED = "a model.net written by python -m esl_train, or a lava-dl export of cuba Dense/Conv/Flatten blocks"
 NEURON_KEYS = ("iDecay", "vDecay", "vThMant")
+W_SCALE = 64  # SLAYER CUBA's weight scale: file weights are quantized weights x 64 (6 fractional bits)
+DECAY_SCALE = 4096  # iDecay / vDecay are 12-bit fractions
 
 
 def _bad(path, what: str) -> UsageError:

@@ -8,10 +8,7 @@ import lava.lib.dl.slayer as slayer
 
 from esl_train.models import SpikingNet
 
-from .netx_file import NetFile
-
-W_SCALE = 64  # SLAYER CUBA's weight scale: file weights are quantized weights x 64 (6 fractional bits)
-DECAY_SCALE = 4096  # iDecay / vDecay are 12-bit fractions
+from .netx_file import DECAY_SCALE, W_SCALE, NetFile
 
 
 def neuron_params(neuron: dict) -> dict:

@@ -50,6 +50,21 @@ def check_output_folder(value: str | Path, flag: str, must_be_empty: bool = Fals
     return path
 
 
+def check_output_file(value: str | Path, flag: str) -> Path:
+    """The file `value` names, checked before the work: not empty, not a folder, in a folder we can write in."""
+    if not str(value).strip():
+        raise UsageError(f"{flag} is empty; pass a file name")
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder; pass a file name inside it")
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {path}: the folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to {path} (the folder is not writable); pass {flag} in a folder you can "
+                         "write to")
+    return path
+
+
 def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     """Call `run(argv)`; bad input, OS errors and signals end in one line on stderr and an exit code.
 
