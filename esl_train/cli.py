@@ -65,6 +65,14 @@ def check_output_file(value: str | Path, flag: str) -> Path:
     return path
 
 
+def _message(e: UsageError) -> str:
+    """The error's own line; a DataLoader worker's error comes back with the worker's traceback wrapped around it."""
+    text = str(e)
+    if "\nOriginal Traceback" in text:  # torch's ExceptionWrapper.reraise: the message is the traceback's last line
+        text = text.rstrip().splitlines()[-1].split(": ", 1)[-1] + " (in a DataLoader worker)"
+    return text
+
+
 def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     """Call `run(argv)`; bad input, OS errors and signals end in one line on stderr and an exit code.
 
@@ -73,7 +81,7 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     try:
         return run(argv)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)  # progress bars are closed in `finally` before errors get here
+        print(f"error: {_message(e)}", file=sys.stderr)  # progress bars are closed in `finally` before errors get here
         return e.exit_code
     except KeyboardInterrupt as e:
         name = str(e) if isinstance(e, Terminated) else "Ctrl-C"

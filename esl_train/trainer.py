@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tqdm import tqdm
 
 import lava.lib.dl.slayer as slayer
 
-from . import distributed
+from . import distributed, slayer_cuda
 from .atomic import atomic_path, write_text
 from .config import TrainConfig
 from .data import SpikeData, load_dataset
@@ -83,6 +84,9 @@ class Run:
         self.val_loader = (torch.utils.data.DataLoader(self.data.val, batch_size=256, **loading)
                            if self.data.val else None)
         self.device = resolve_device(config.device)
+        warning = slayer_cuda.prepare(self.device)
+        if warning and self.rank == 0:
+            print(warning, file=sys.stderr, flush=True)
         self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden)
         self.net.to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)

@@ -116,6 +116,22 @@ def test_the_issue_flags_end_in_one_line_without_an_undeployable_file(tmp_path, 
     assert not (out / "model.net").exists() and (out / "checkpoint.pt").exists()
 
 
+def test_a_bad_file_read_by_a_dataloader_worker_is_one_line(tmp_path, capsys, monkeypatch):
+    from esl_train.data.digits_dvs import EVENT_DTYPE
+
+    from .helpers import fake_nmnist, write_nmnist_bin
+
+    monkeypatch.setenv("ESL_SNN_CACHE", str(tmp_path / "cache"))
+    fake_nmnist(tmp_path)
+    ev = np.zeros(3, EVENT_DTYPE)
+    ev["x"] = 200  # outside N-MNIST's 34x34 sensor: not an N-MNIST recording
+    write_nmnist_bin(tmp_path / "NMNIST" / "Train" / "7" / "00001.bin", ev)  # not the first: read in a worker
+    code, err = main(capsys, *TINY, "--dataset", "nmnist", "--data-dir", tmp_path, "--workers", "1",
+                     "--out", tmp_path / "run", "--batch-size", "2")
+    one_line(code, err, "events outside the 34x34 sensor")
+    assert "DataLoader worker" in err
+
+
 # 5, 6, 7, 14. resume -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04trunc", os.urandom(300), "foreign"])
 def test_broken_checkpoint_one_line(finished, tmp_path, capsys, content):
