@@ -151,8 +151,9 @@ def neurobench(args) -> None:
     labels = torch.tensor([int(data.test[i][1]) for i in range(n)])
     ours, theirs = neurobench_compare(args.model, x, labels)
     rows = [("Footprint (bytes)", theirs["Footprint"], ours["Footprint"]["dense_float32_parameter_bytes"],
-             "theirs: every float32 parameter and buffer of the snnTorch module (neuron constants too); ours: "
-             f"weights only; model.net itself: {ours['Footprint']['model_net_bytes']:,} bytes"),
+             "theirs: every parameter and buffer of the snnTorch module, which includes its neuron state for the "
+             "last batch (it grows with the batch); ours: the float32 weights only; model.net itself: "
+             f"{ours['Footprint']['model_net_bytes']:,} bytes"),
             ("ConnectionSparsity", theirs["ConnectionSparsity"], ours["ConnectionSparsity"], ""),
             ("ActivationSparsity", theirs["ActivationSparsity"], ours["ActivationSparsity"], ""),
             *[(f"SynapticOperations {k}", theirs["SynapticOperations"][k], ours["SynapticOperations"][k], "")
