@@ -33,9 +33,14 @@ PRESETS: dict[str, dict] = {
     # split (docs/tuning.md): every 100 steps drop the 10 % weakest (cosine decay to 0 at 75 % of training),
     # regrow as many among synapses never active before (exploring the whole graph before revisiting any), and
     # protect the synapses just grown from the next prune (they start at zero and need an interval to grow).
+    # Below LOW_DENSITY it drops 30 % instead (ESL_LOW_DENSITY): with so few synapses, exploring more wins.
     "esl": {"allocation": "er", "regrow": "unexplored", "schedule": "cosine", "drop_fraction": 0.1,
             "update_interval": 100, "evolve_until": 0.75, "protect_new": True},
 }
+
+# ESL below this density: a larger drop fraction, chosen on the validation split at 0.02 and 0.01 (docs/tuning.md)
+LOW_DENSITY = 0.05
+ESL_LOW_DENSITY = {"drop_fraction": 0.3}
 
 
 # Whole-run presets (--preset NAME); explicit flags override them. docs/presets.md says where we had to choose.
@@ -66,7 +71,10 @@ class TrainConfig:
     evolver: dict = field(default_factory=dict)  # overrides of the method's preset
 
     def evolver_settings(self) -> dict:
-        return {**PRESETS.get(self.method, {}), **{k: v for k, v in self.evolver.items() if v is not None}}
+        preset = PRESETS.get(self.method, {})
+        if self.method == "esl" and self.density < LOW_DENSITY:
+            preset = {**preset, **ESL_LOW_DENSITY}
+        return {**preset, **{k: v for k, v in self.evolver.items() if v is not None}}
 
     def to_dict(self) -> dict:
         return asdict(self)
