@@ -147,8 +147,12 @@ def auto_tile(net_file, n_samples: int) -> int:
 def run_config(backend: str):
     if backend == "sim":
         from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.sparse.process import Sparse
 
-        return Loihi2SimCfg(select_tag="fixed_pt")  # bit-accurate to Loihi; netx has no float models
+        from .lava_procs.sparse_dot import SparseDotModel
+
+        # bit-accurate to Loihi (netx has no float models); sparse synapses summed without per-step copies
+        return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={Sparse: SparseDotModel})
     if backend == "loihi":
         from lava.utils import loihi
 
