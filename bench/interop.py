@@ -70,18 +70,25 @@ def snntorch_run(module, x: torch.Tensor, hooks: list) -> list[np.ndarray]:
     return [np.stack(r, axis=-1) > 0 for r in records]
 
 
-def agreement(args) -> None:
+def _test_split(model: str, samples: int | None):
+    """The checked network, its data set, and the first `samples` test samples (spikes, labels) it was trained for."""
     import_lava_dl()
     from esl_deploy import netx_file
-    from esl_deploy.twin import build_twin
     from esl_train.data import load_dataset
+
+    net = netx_file.read(model)
+    data = load_dataset(net.meta["dataset"], int(net.meta["steps"]))
+    n = min(samples or len(data.test), len(data.test))
+    x = torch.stack([data.test[i][0] for i in range(n)]).float()
+    return net, data, x, torch.tensor([int(data.test[i][1]) for i in range(n)])
+
+
+def agreement(args) -> None:
+    from esl_deploy.twin import build_twin
     from esl_train.markdown import write_section
 
-    net = netx_file.read(args.model)
-    data = load_dataset(net.meta["dataset"], int(net.meta["steps"]))
-    n = min(args.samples or len(data.test), len(data.test))
-    x = torch.stack([data.test[i][0] for i in range(n)]).float()
-    labels = np.array([int(data.test[i][1]) for i in range(n)])
+    net, data, x, labels = _test_split(args.model, args.samples)
+    labels, n = labels.numpy(), len(x)
     module, neurons = snntorch_model(args.model)
     start = time.perf_counter()
     snn_layers = snntorch_run(module, x, neurons)
@@ -139,16 +146,10 @@ def neurobench_compare(model: str | Path, x: torch.Tensor, labels: torch.Tensor)
 
 
 def neurobench(args) -> None:
-    import_lava_dl()
-    from esl_deploy import netx_file
-    from esl_train.data import load_dataset
     from esl_train.markdown import write_section
 
-    net = netx_file.read(args.model)
-    data = load_dataset(net.meta["dataset"], int(net.meta["steps"]))
-    n = min(args.samples or len(data.test), len(data.test))
-    x = torch.stack([data.test[i][0] for i in range(n)]).float()
-    labels = torch.tensor([int(data.test[i][1]) for i in range(n)])
+    _, data, x, labels = _test_split(args.model, args.samples)
+    n = len(x)
     ours, theirs = neurobench_compare(args.model, x, labels)
     rows = [("Footprint (bytes)", theirs["Footprint"], ours["Footprint"]["dense_float32_parameter_bytes"],
              "theirs: every parameter and buffer of the snnTorch module, which includes its neuron state for the "

@@ -8,12 +8,12 @@ neuron parameters, weights that are not finite integers, layers whose weights ar
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from esl_train.cli import check_input_file
 from esl_train.errors import UsageError
 
 
@@ -73,13 +73,8 @@ def read(path: str | Path) -> NetFile:
     """The checked network, or a UsageError naming what is wrong with the file."""
     import h5py
 
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder; pass the network file inside it (e.g. {path / 'model.net'})")
-    if not path.is_file():
-        raise UsageError(f"{path} does not exist; pass the model.net from an esl_train run folder")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{path} cannot be read (permission denied); make it readable (chmod +r) or copy it")
+    path = check_input_file(path, f"pass the network file inside it (e.g. {Path(path) / 'model.net'})",
+                            "pass the model.net from an esl_train run folder")
     try:
         f = h5py.File(path, "r")
     except OSError:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from esl_train.cli import Parser, check_output_file, main_wrapper
+from esl_train.cli import Parser, check_input_file, check_output_file, main_wrapper
 from esl_train.errors import UsageError
 
 from .netx_file import DECAY_SCALE, W_SCALE, Layer, NetFile
@@ -274,13 +273,7 @@ def read_graph(path: str | Path):
     import h5py
     import nir
 
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder; pass a .nir file")
-    if not path.is_file():
-        raise UsageError(f"{path} does not exist; pass a .nir file written by nir.write")
-    if not os.access(path, os.R_OK):
-        raise UsageError(f"{path} cannot be read (permission denied); make it readable (chmod +r)")
+    path = check_input_file(path, "pass a .nir file", "pass a .nir file written by nir.write")
     if not h5py.is_hdf5(path):
         raise UsageError(f"{path} is not an HDF5 file, so it is not a NIR graph; pass a file written by nir.write")
     chain = _chain(path)

@@ -65,6 +65,18 @@ def check_output_file(value: str | Path, flag: str) -> Path:
     return path
 
 
+def check_input_file(value: str | Path, folder_hint: str, missing_hint: str) -> Path:
+    """The file `value` names, checked before it is opened: there, a file, readable; the hints say what to pass."""
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; {folder_hint}")
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist; {missing_hint}")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"{path} cannot be read (permission denied); make it readable (chmod +r) or copy it")
+    return path
+
+
 def _message(e: UsageError) -> str:
     """The error's own line; a DataLoader worker's error comes back with the worker's traceback wrapped around it."""
     text = str(e)

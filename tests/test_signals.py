@@ -49,10 +49,17 @@ def model(tmp_path_factory):
     return tiny_mlp_file(tmp_path_factory.mktemp("sig"))[0]
 
 
+def _as_from_a_terminal():
+    """A command typed at a terminal gets SIGINT at its default; one started by a background shell (`nohup ... &`),
+    as this test suite may be, inherits it ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_and_signal(cmd, ready, sig, deadline=120):
     """Start `cmd` in its own process group, wait until `ready(pid)`, send `sig` to the group; (code, stderr)."""
     before = segments()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=_as_from_a_terminal)
     end = time.time() + deadline
     while not ready(p.pid):
         assert p.poll() is None, p.stderr.read()
