@@ -238,12 +238,10 @@ def _neuron(name: str, node, size: int, dt: float | None):
     if t == "LIF":  # the synaptic current is the weighted input of this step: iDecay 4096
         tau, r = get("tau"), get("r")
         step, source = (dt, "given") if dt else (tau / r, "tau/r")
-        gain = r * step / tau
-        return DECAY_SCALE, _decay(name, "tau", step / tau), 1.0 if abs(gain - 1) < 1e-9 else gain, theta, source
+        return DECAY_SCALE, _decay(name, "tau", step / tau), r * step / tau, theta, source
     tau_syn, tau_mem, r, w_in = get("tau_syn"), get("tau_mem"), get("r"), get("w_in")
     step, source = (dt, "given") if dt else (tau_syn / w_in, "tau_syn/w_in")
     gain = (w_in * step / tau_syn) * (r * step / tau_mem)  # both stages of Euler's update, folded into the weights
-    gain = 1.0 if abs(gain - 1) < 1e-9 else gain  # our own exports: one, up to float rounding of dt*4096/iDecay
     return _decay(name, "tau_syn", step / tau_syn), _decay(name, "tau_mem", step / tau_mem), gain, theta, source
 
 
@@ -346,6 +344,7 @@ def from_nir(graph, chain: list[tuple[str, str]], dt: float | None = None) -> tu
                 conv, neuron_shape = {}, (w.shape[0],)
             i_decay, v_decay, gain, theta, dt_source = _neuron(name, node, int(np.prod(neuron_shape)), dt)
             dt_source = f"{dt:g} s from {given}" if given and dt_source == "given" else dt_source
+            gain = 1.0 if abs(gain - 1) < 1e-9 else gain  # our own exports: one, up to float rounding of dt*4096/iDecay
             q, v_th, scale, zeros = _quantize(syn_name, w * gain, theta)
             neuron = {"iDecay": i_decay, "vDecay": v_decay, "vThMant": v_th}
             layer = Layer(index, "conv" if conv else "dense", neuron_shape, q, conv=conv, neuron=neuron)
