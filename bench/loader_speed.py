@@ -6,6 +6,7 @@ Writes an N-MNIST-format folder (NMNIST/Train/<digit>/*.bin and a small Test spl
 synthetic events: about 4,000 per recording over 300 ms, like N-MNIST's) once, then trains the same MLP for one
 epoch per row and reports training samples/s (the epoch's samples over its wall time, model step included):
 - before: tonic reads and frames every file in the main process, every epoch (the loader before the cache);
+- no cache (`--no-cache`): the same framing at every read, in `--workers` DataLoader workers;
 - cached, epoch 1 (cold): tonic's DiskCachedDataset frames each file once and writes the spike tensor, `--workers`;
 - cached, epoch 2: the tensors are read back from the cache, `--workers`.
 The table goes to docs/benchmarks.md (section loader-speed)."""
@@ -75,10 +76,8 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
     import torch
-    import tonic
 
     from esl_train.data import tonic_sets
-    from esl_train.data.framing import FramedEvents
     from esl_train.markdown import write_section
     from esl_train.models import build
     from esl_train.quiet import import_lava_dl
@@ -99,11 +98,10 @@ def main() -> int:
     cache = tonic_sets.cache_folder("nmnist", str(root), args.steps, 0)
     shutil.rmtree(cache, ignore_errors=True)  # epoch 1 must be cold
     cached, _, _, _ = tonic_sets.load("nmnist", str(root), args.steps)
-    before = FramedEvents(tonic_sets._offline(tonic.datasets.NMNIST)(str(root), train=True), (34, 34, 2), args.steps)
-    plain = _Float(before)
+    plain, _, _, _ = tonic_sets.load("nmnist", str(root), args.steps, cache=False)  # --no-cache; before: 0 workers
     runs = [  # (loader, workers, dataset); the cached rows run in this order: cold first
         ("before: read and frame every epoch, main process", 0, plain),
-        ("no cache, frame in DataLoader workers", args.workers, plain),
+        ("no cache (`--no-cache`), frame in DataLoader workers", args.workers, plain),
         ("tonic disk cache, epoch 1 (cold: frames and writes the cache)", args.workers, cached),
         ("tonic disk cache, epoch 2 (read back)", args.workers, cached),
     ]
@@ -115,9 +113,9 @@ def main() -> int:
         print(rows[-1], flush=True)
     size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
     lines = [
-        f"## Real-data loading at full size (N-MNIST format, {len(before):,} training files)", "",
+        f"## Real-data loading at full size (N-MNIST format, {len(plain):,} training files)", "",
         "```", ".venv/bin/python bench/loader_speed.py " + " ".join(sys.argv[1:]), "```", "",
-        f"{len(before):,} training files in N-MNIST's 40-bit format ({EVENTS:,} synthetic events each over "
+        f"{len(plain):,} training files in N-MNIST's 40-bit format ({EVENTS:,} synthetic events each over "
         f"{DURATION_US // 1000} ms, like N-MNIST's recordings), framed to T={args.steps}; MLP 2312-128-10, batch 128, "
         "Adam, the model on one torch thread; the same machine and run for every row. Training samples/s = the "
         "epoch's samples over its wall time, model step included; each row is one whole epoch.", "",
@@ -132,22 +130,6 @@ def main() -> int:
     print("\n".join(lines))
     write_section(ROOT / "docs" / "benchmarks.md", "loader-speed", "\n".join(lines))
     return 0
-
-
-class _Float:
-    """The old loader's dataset: framed numpy arrays made float tensors on the fly, as the trainer did."""
-
-    def __init__(self, framed):
-        self.framed = framed
-
-    def __len__(self):
-        return len(self.framed)
-
-    def __getitem__(self, i):
-        from esl_train.data.framing import to_float_tensor
-
-        x, y = self.framed[i]
-        return to_float_tensor(x), y
 
 
 if __name__ == "__main__":

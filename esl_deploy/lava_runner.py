@@ -136,12 +136,16 @@ class LavaResult:
         return self.ms_per_step * self.slot / self.tile
 
 
+MAX_TILE = 256  # measured per sample: 0.84 ms at 256 copies, 1.46 at 64, 0.82 at 512 (bench/deploy_speed.py)
+
+
 def auto_tile(net_file, n_samples: int) -> int:
-    """Copies side by side: dense networks only (netx's conv layer cannot hold independent copies), at most 64
-    (measured: the per-sample time stops improving beyond that, bench/deploy_speed.py), no more than the samples."""
+    """Copies side by side: dense networks only (netx's conv layer cannot hold independent copies), at most
+    MAX_TILE, spread evenly over the slots the samples need so that the last slot is not mostly empty."""
     if any(layer.type != "dense" for layer in net_file.weighted):
         return 1
-    return max(1, min(64, n_samples))
+    slots = -(-n_samples // MAX_TILE)
+    return max(1, -(-n_samples // max(1, slots)))
 
 
 def run_config(backend: str):
@@ -168,8 +172,9 @@ def run_config(backend: str):
 def _tiled_dense(net_file, tile: int, slot: int):
     """`tile` copies of a dense network in one Lava network: netx's own Dense blocks (the same neuron parameters and
     weight-bit optimisation as netx.hdf5.Network) with block-diagonal weights, built sparse: a dense block matrix of
-    64 copies of the default MLP would not fit in memory."""
-    from scipy.sparse import block_diag
+    64 copies of the default MLP would not fit in memory. Each block goes in as CSR, since `block_diag` of an ndarray
+    keeps its zeros as stored entries: ten times the work per step at density 0.1."""
+    from scipy.sparse import block_diag, csr_matrix
 
     netx = import_lava_dl().netx
     blocks = []
@@ -180,7 +185,7 @@ def _tiled_dense(net_file, tile: int, slot: int):
         block = netx.blocks.process.Dense(
             shape=(tile * weight.shape[0],), neuron_params=params, num_weight_bits=bits, weight_exponent=exponent,
             sign_mode=sign_mode, input_message_bits=blocks[-1].output_message_bits if blocks else 0,
-            weight=block_diag([weight] * tile, format="csr"), sparse_synapse=True)
+            weight=block_diag([csr_matrix(weight)] * tile, format="csr"), sparse_synapse=True)
         if blocks:
             blocks[-1].out.connect(block.inp)
         blocks.append(block)
@@ -196,9 +201,8 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
     cfg = run_config(backend)
     netx = import_lava_dl().netx
     from lava.magma.core.run_conditions import RunSteps
-    from lava.proc.io.source import RingBuffer as Source
 
-    from .lava_procs.recorder import FileSink
+    from .lava_procs.spike_files import FileSink, FileSource
 
     if tile < 1:
         raise UsageError(f"--tile must be at least 1, got {tile}")
@@ -222,15 +226,17 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
     if tile * x.shape[1] != inp.shape[0] or x.shape[2:-1] != tuple(inp.shape[1:]):
         raise UsageError(f"the data give inputs of shape {x.shape[1:-1]} but the network takes {inp.shape}; "
                          "pick the --dataset (and --steps) the network was trained on")
-    data = np.zeros((*inp.shape, total), np.int32)
+    spike_dir = tempfile.TemporaryDirectory(prefix="esl-lava-")
+    data = np.lib.format.open_memmap(f"{spike_dir.name}/input.npy", mode="w+", dtype=bool, shape=(total, *inp.shape))
     width = x.shape[1]
     for i in range(n_samples):
         s, k = divmod(i, tile)  # sample i: slot s, copy k
-        data[k * width : (k + 1) * width, ..., s * slot + depth : s * slot + depth + steps] = x[i]
-    source = Source(data=data)
+        data[s * slot + depth : s * slot + depth + steps, k * width : (k + 1) * width] = np.moveaxis(x[i], -1, 0)
+    data.flush()
+    del data
+    source = FileSource(f"{spike_dir.name}/input.npy")
     source.s_out.connect(inp)
-    rasters = tempfile.TemporaryDirectory(prefix="esl-lava-")
-    files = [f"{rasters.name}/layer{i}.npy" for i in range(len(layers))]
+    files = [f"{spike_dir.name}/layer{i}.npy" for i in range(len(layers))]
     for layer, path in zip(layers, files):
         sink = FileSink(shape=layer.out.shape, path=path, steps=total)
         layer.out.connect(sink.a_in)
@@ -252,7 +258,7 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
         bar.close()
         stop(net)
     seconds = time.perf_counter() - start
-    with rasters:
+    with spike_dir:
         raw = [np.moveaxis(np.load(path), 0, -1) for path in files]  # (*lava shape, total)
     layers_out, drain = [], []
     for r in raw:

@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
                    help="build dense layers as Lava Dense instead of Sparse (CSR of the surviving synapses)")
     p.add_argument("--tile", default="auto",
                    help="copies of the network run side by side in Lava, one sample each (dense networks; "
-                        "auto: up to 64, 1 for conv). Results are per sample, as with one copy")
+                        "auto: up to 256, 1 for conv). Results are per sample, as with one copy")
     p.add_argument("--no-progress", action="store_true")
     return p
 

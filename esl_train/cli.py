@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import launch
 from .errors import UsageError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -88,21 +89,31 @@ def _message(e: UsageError) -> str:
 def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     """Call `run(argv)`; bad input, OS errors and signals end in one line on stderr and an exit code.
 
-    `interrupted_hint()` is added to the line printed on Ctrl-C, SIGTERM or SIGHUP (e.g. how to resume)."""
+    `interrupted_hint()` is added to the line printed on Ctrl-C, SIGTERM or SIGHUP (e.g. how to resume). Under
+    `esl_train.launch` the line goes to the launcher, which prints one for the whole job."""
     old = {s: signal.signal(s, _raise_terminated) for s in STOP_SIGNALS[1:]}
     try:
         return run(argv)
-    except UsageError as e:
-        print(f"error: {_message(e)}", file=sys.stderr)  # progress bars are closed in `finally` before errors get here
-        return e.exit_code
+    except UsageError as e:  # progress bars are closed in `finally` before errors get here
+        return _say(f"error: {_message(e)}", e.exit_code)
     except KeyboardInterrupt as e:
         name = str(e) if isinstance(e, Terminated) else "Ctrl-C"
-        print(f"\ninterrupted ({name}){interrupted_hint()}", file=sys.stderr)
-        return 130
+        return _say(f"\ninterrupted ({name}){interrupted_hint()}", 130, interrupted=True)
     except OSError as e:  # disk full, a folder made read-only during the run, ...
-        print(f"error: {e.strerror or e} ({e.filename or 'output'}); free space or pick another output folder",
-              file=sys.stderr)
-        return 2
+        return _say(f"error: {e.strerror or e} ({e.filename or 'output'}); free space or pick another output folder",
+                    2)
+    except Exception as e:  # a bug or a lost peer: the traceback, except under the launcher (its first line)
+        if not launch.launched():
+            raise
+        return _say(f"error: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}", 1)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def _say(line: str, exit_code: int, interrupted: bool = False) -> int:
+    if launch.launched():
+        launch.report(line, exit_code, interrupted)
+    else:
+        print(line, file=sys.stderr)
+    return exit_code

@@ -57,8 +57,8 @@ def run_key(cfg: TrainConfig, last_k: int) -> str:
     same run asked for by another sweep) is trained once."""
     evolver = {k: v for k, v in cfg.evolver_settings().items() if (k, v) not in LATER_DEFAULTS}
     ident = {**cfg.to_dict(), "evolver": evolver, "out": None, "last_k": last_k, "v": MEASURE_VERSION}
-    for k in ("device", "workers"):  # where and how it runs, not what it is
-        ident.pop(k)
+    for k in ("device", "workers", "cache"):  # where and how it runs, not what it is
+        ident.pop(k, None)
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

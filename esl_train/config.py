@@ -68,6 +68,7 @@ class TrainConfig:
     out: str | None = None
     device: str = "auto"  # where it trains (esl_train.device); not part of what the run is: a resume may move it
     workers: int = 0  # DataLoader worker processes (0: load in the training process); a resume may change it
+    cache: bool = True  # real data sets: keep framed samples in tonic's disk cache; a resume may change it
     evolver: dict = field(default_factory=dict)  # overrides of the method's preset
 
     def evolver_settings(self) -> dict:
@@ -106,6 +107,8 @@ class TrainConfig:
         check_name(self.device)
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
             raise ValueError(f"--workers must be 0 or more, got {self.workers}")
+        if not isinstance(self.cache, bool):
+            raise ValueError(f"cache must be true or false, got {self.cache!r}")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
             raise ValueError(f"--seed must be an integer in [0, 2**32), got {self.seed}")
         ev = self.evolver_settings()

@@ -65,7 +65,7 @@ class Run:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         random.seed(config.seed)
-        self.data = data or load_dataset(config.dataset, config.steps, config.data_dir, config.seed)
+        self.data = data or load_dataset(config.dataset, config.steps, config.data_dir, config.seed, config.cache)
         self.loader_rng = torch.Generator().manual_seed(config.seed)
         self.rank, self.world_size = distributed.world()
         self.sampler = None  # under torchrun: each rank trains on its shard; the global batch is N x --batch-size
@@ -300,7 +300,7 @@ def run(config: TrainConfig, folder: Path, resume: bool = False, progress: bool 
     """Train (or resume) in `folder` and return the metrics. Everything that can be checked is checked before the
     folder is created; then the folder is locked against a second trainer for the whole run. Under torchrun only
     rank 0 writes (and returns the metrics); every rank reads the checkpoint to resume."""
-    data = load_dataset(config.dataset, config.steps, config.data_dir, config.seed)
+    data = load_dataset(config.dataset, config.steps, config.data_dir, config.seed, config.cache)
     data.train[0], data.test[0]  # a foreign or broken file fails here, before the run folder exists
     r = Run(config, folder, data)
     main = distributed.is_main()

@@ -399,10 +399,11 @@ def test_device_cuda_without_cuda_is_refused_before_anything_is_written(tmp_path
     assert not (tmp_path / "run").exists()
 
 
-def test_resume_may_move_the_run_to_another_device(finished, tmp_path, capsys):
+def test_resume_may_change_where_and_how_the_run_trains(finished, tmp_path, capsys):
     run = copy_run(finished, tmp_path)
-    code, _ = main(capsys, "--resume", run, "--device", "cpu", "--epochs", "2")
-    assert code == 0 and json.loads((run / "config.json").read_text())["device"] == "cpu"
+    code, _ = main(capsys, "--resume", run, "--device", "cpu", "--no-cache", "--epochs", "2")
+    config = json.loads((run / "config.json").read_text())
+    assert code == 0 and config["device"] == "cpu" and config["cache"] is False
 
 
 def test_config_validation_rejects_bad_types():

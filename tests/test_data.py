@@ -112,3 +112,18 @@ def test_negative_workers_refused():
 
     with pytest.raises(ValueError, match="--workers must be 0 or more"):
         TrainConfig(workers=-1).validate()
+
+
+def test_without_the_cache_samples_are_framed_at_every_read(tmp_path, monkeypatch):
+    """`--no-cache`: the same tensors as through tonic's cache, nothing written, and a changed file is seen."""
+    monkeypatch.setenv("ESL_SNN_CACHE", str(tmp_path / "cache"))
+    files = fake_nmnist(tmp_path)
+    plain = load_dataset("nmnist", 4, str(tmp_path), cache=False)
+    assert not (tmp_path / "cache").exists()
+    cached = load_dataset("nmnist", 4, str(tmp_path))
+    for i in range(len(plain.train)):
+        (x, y), (cx, cy) = plain.train[i], cached.train[i]
+        assert x.dtype == torch.float32 and torch.equal(x, cx) and y == cy
+    for path in files:
+        path.write_bytes(bytes(5))  # one event at (0, 0), t=0
+    assert plain.train[0][0].sum() == 1 and cached.train[0][0].sum() > 1

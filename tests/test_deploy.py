@@ -233,7 +233,19 @@ def test_tile_must_be_positive_and_dense_only(mlp_file, tmp_path):
         lava_runner.run(str(tmp_path / "conv.net"), netx_file.read(tmp_path / "conv.net"),
                         np.zeros((2, 2, 24, 24, 8), bool), tile=2)
     assert lava_runner.auto_tile(netx_file.read(tmp_path / "conv.net"), 100) == 1
-    assert lava_runner.auto_tile(netx_file.read(mlp_file[0]), 1000) == 64
+    mlp = netx_file.read(mlp_file[0])
+    assert [lava_runner.auto_tile(mlp, n) for n in (1, 7, 256, 257, 1000)] == [1, 7, 256, 129, 250]
+
+
+def test_tiled_weights_store_only_the_synapses(mlp_file):
+    """Block-diagonal copies of a sparse layer hold its non-zero weights and nothing else (zeros stored as entries
+    would be summed at every Lava step)."""
+    nf = netx_file.read(mlp_file[0])
+    _, _, blocks = lava_runner._tiled_dense(nf, tile=5, slot=10)
+    for layer, block in zip(nf.weighted, blocks):
+        weights = block.synapse.weights.init
+        assert weights.shape == (5 * layer.weight.shape[0], 5 * layer.weight.shape[1])
+        assert weights.nnz == 5 * np.count_nonzero(layer.weight) and np.all(weights.data != 0)
 
 
 def test_conv_dense_macs_leave_out_padding_taps():

@@ -1,14 +1,18 @@
 """torchrun + DistributedDataParallel on the CPU (gloo): one model, masks identical on every rank, one run folder."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as tmp_mp
 
-from esl_train import distributed
+from esl_train import distributed, launch
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "esl_train"]
 RUN = ["--hidden", "16", "--steps", "4", "--density", "0.2", "--update-interval", "5", "--regrow", "gradient",
@@ -67,3 +71,74 @@ def test_without_torchrun_nothing_changes():
     distributed.all_reduce_mean_(t)
     distributed.check_same({"x": t}, "x")
     assert torch.equal(t, torch.ones(3)) and distributed.broadcast("x") == "x"
+
+
+LAUNCH = [sys.executable, "-m", "esl_train.launch", "--standalone", "--nproc_per_node", "2", "-m", "esl_train"]
+
+
+def test_launcher_names_the_rank_that_ended_the_job():
+    def said(line, time, interrupted=False, code=1):
+        return {"line": line, "exit": code, "interrupted": interrupted, "time": time}
+
+    stopped = said("interrupted (SIGTERM); continue with ...", 5.0, interrupted=True, code=130)
+    lost = said("error: RuntimeError: Connection closed by peer", 3.0)
+    assert launch.verdict({1: (-9, "SIGKILL")}, {0: lost}) == (
+        "error: rank 1 was killed by SIGKILL; the other ranks were stopped", 1)
+    assert launch.verdict({0: (1, "<N/A>"), 2: (2, "<N/A>")},
+                          {0: lost, 1: stopped, 2: said("error: bad", 2.0, code=2)}) == ("error: bad", 2)
+    assert launch.verdict({}, {1: said("x", 1.0, True, 130), 0: stopped}) == (stopped["line"], 130)
+
+
+def test_launcher_refuses_its_own_bad_options_in_one_line():
+    p = subprocess.run([sys.executable, "-m", "esl_train.launch", "--nnodes"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--nnodes" in p.stderr, p.stderr
+
+
+@pytest.mark.timeout(200)
+def test_launcher_ends_a_failed_job_with_one_line(tmp_path):
+    """Both ranks refuse the same bad input: the job says it once, with the ranks' exit code, and writes nothing."""
+    p = subprocess.run([*LAUNCH, *RUN, "--batch-size", "5000", "--out", str(tmp_path / "run")], capture_output=True,
+                       text=True, timeout=180)
+    assert p.returncode == 2, p.stderr[-3000:]
+    assert p.stderr.strip().splitlines() == ["error: 2 processes but only 1 batches of 5000 training samples; start "
+                                             "fewer processes or pass a smaller --batch-size"], p.stderr[-3000:]
+    assert not (tmp_path / "run").exists()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _rank_of(pid: int) -> str | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return next((v[5:].decode() for v in env if v.startswith(b"RANK=")), None)
+
+
+@pytest.mark.timeout(300)
+def test_launcher_reports_a_killed_rank_in_one_line(tmp_path):
+    """A rank that dies without a word (here SIGKILL, as the OOM killer would) ends the job in seconds with one line
+    naming it, and no rank is left behind."""
+    out = tmp_path / "run"
+    p = subprocess.Popen([*LAUNCH, *RUN, "--epochs", "100", "--out", str(out)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 200
+        while not (out / "checkpoint.pt").exists():  # one epoch done: both ranks are inside DDP
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
+            time.sleep(0.5)
+        ranks = {_rank_of(c): c for c in _children(p.pid)}
+        assert set(ranks) == {"0", "1"}
+        os.kill(ranks["1"], signal.SIGKILL)
+        start = time.monotonic()
+        _, err = p.communicate(timeout=60)
+        assert time.monotonic() - start < 30
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1
+    assert err.strip().splitlines() == ["error: rank 1 was killed by SIGKILL; the other ranks were stopped"], err
+    assert not Path(f"/proc/{ranks['0']}").exists()

@@ -51,12 +51,12 @@ def load_digits_bench(steps: int) -> SpikeData:
     return SpikeData("digits-bench", splits["train"], splits["test"], (2, sensor, sensor), 10, splits["val"])
 
 
-def load_dataset(name: str, steps: int, data_dir: str | None = None, seed: int = 0) -> SpikeData:
+def load_dataset(name: str, steps: int, data_dir: str | None = None, seed: int = 0, cache: bool = True) -> SpikeData:
     if name == "digits":
         return load_digits(steps)
     if name == "digits-bench":
         return load_digits_bench(steps)
     from . import tonic_sets
 
-    train, test, shape, classes = tonic_sets.load(name, data_dir, steps, seed)
+    train, test, shape, classes = tonic_sets.load(name, data_dir, steps, seed, cache)
     return SpikeData(name, train, test, shape, classes)

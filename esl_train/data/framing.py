@@ -32,13 +32,15 @@ def to_float_tensor(spikes) -> torch.Tensor:
 
 
 class FramedEvents(torch.utils.data.Dataset):
-    """A tonic event data set seen as (spikes (P, H, W, T) bool numpy array, label) pairs, framed on the fly."""
+    """A tonic event data set seen as (spikes (P, H, W, T), label) pairs, framed on the fly: bool numpy arrays for
+    tonic's cache to store, or the network's float tensors with `as_tensor`."""
 
-    def __init__(self, events_dataset, sensor_size, steps: int, transform=None):
+    def __init__(self, events_dataset, sensor_size, steps: int, transform=None, as_tensor: bool = False):
         self.events = events_dataset
         self.sensor_size = sensor_size
         self.steps = steps
         self.transform = transform
+        self.as_tensor = as_tensor
 
     def __len__(self) -> int:
         return len(self.events)
@@ -55,7 +57,8 @@ class FramedEvents(torch.utils.data.Dataset):
         if not in_sensor:
             raise UsageError(f"{source_file(self.events, i)} has events outside the {self.sensor_size[0]}x"
                              f"{self.sensor_size[1]} sensor; the files are not in this data set's format")
-        return events_to_spikes(events, self.sensor_size, self.steps), int(label)  # numpy: tonic caches it as is
+        spikes = events_to_spikes(events, self.sensor_size, self.steps)
+        return (to_float_tensor(spikes) if self.as_tensor else spikes), int(label)
 
 
 def source_file(dataset, i: int) -> str:

@@ -109,9 +109,10 @@ def cache_folder(name: str, data_dir: str, steps: int, seed: int) -> Path:
     return cache_dir() / f"tonic-{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
 
 
-def load(name: str, data_dir: str | None, steps: int, seed: int = 0):
+def load(name: str, data_dir: str | None, steps: int, seed: int = 0, cache: bool = True):
     """(train, test) torch datasets of (spikes (P, H, W, T), label): framed from the user's files on first use,
-    then read back from tonic's disk cache (a damaged cache file is framed again)."""
+    then read back from tonic's disk cache (a damaged cache file is framed again); without `cache`, framed at
+    every read."""
     import numpy as np
     import tonic
     import torch
@@ -133,8 +134,11 @@ def load(name: str, data_dir: str | None, steps: int, seed: int = 0):
         train, test = torch.utils.data.Subset(full, order[n_test:]), torch.utils.data.Subset(full, order[:n_test])
     else:
         train, test = cls(root, train=True), cls(root, train=False)
-    cache = cache_folder(name, root, steps, seed)
-    framed = [tonic.DiskCachedDataset(FramedEvents(d, sensor, steps, transform), cache_path=str(cache / split),
+    if not cache:
+        framed = [FramedEvents(d, sensor, steps, transform, as_tensor=True) for d in (train, test)]
+        return framed[0], framed[1], (sensor[2], sensor[1], sensor[0]), spec.num_classes
+    folder = cache_folder(name, root, steps, seed)
+    framed = [tonic.DiskCachedDataset(FramedEvents(d, sensor, steps, transform), cache_path=str(folder / split),
                                       transform=to_float_tensor)
               for d, split in ((train, "train"), (test, "test"))]
     return framed[0], framed[1], (sensor[2], sensor[1], sensor[0]), spec.num_classes

@@ -1,0 +1,104 @@
+"""`python -m esl_train.launch`: torchrun, with one line for the whole job when it fails.
+
+    python -m esl_train.launch --standalone --nproc_per_node 2 -m esl_train --epochs 20 ...
+
+Takes torchrun's own options (it is torchrun's launcher, called as a library). Plain torchrun ends a failed job with
+its own multi-line report after every rank's message, and the ranks it stops print theirs too. Here the ranks hand
+their one line to the launcher instead of printing it (`report`), and the launcher prints the one that explains the
+job's end: a rank that died without a word (killed, out of memory), else the first error, else rank 0's
+interruption line with its resume hint. Imports nothing heavy until it launches."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .atomic import write_text
+from .errors import UsageError
+
+REPORTS = "ESL_LAUNCH_REPORTS"  # environment: the folder where each rank leaves its line
+
+
+def launched() -> bool:
+    return bool(os.environ.get(REPORTS))
+
+
+def report(line: str, exit_code: int, interrupted: bool) -> None:
+    """This rank's one line, for the launcher to choose from."""
+    rank = os.environ.get("RANK", "0")
+    write_text(Path(os.environ[REPORTS]) / f"rank{rank}.json",
+               json.dumps({"line": line.strip(), "exit": exit_code, "interrupted": interrupted, "time": time.time()}))
+
+
+def _reports(folder: Path) -> dict[int, dict]:
+    got = {}
+    for path in folder.glob("rank*.json"):
+        try:
+            got[int(path.stem[4:])] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass  # a rank killed while writing leaves only a temp file; a torn file would be a bug elsewhere
+    return got
+
+
+def verdict(failures: dict[int, tuple[int, str]], reports: dict[int, dict]) -> tuple[str, int]:
+    """The job's one line and exit code. `failures`: rank -> (exit code, signal name) of ranks that failed."""
+    silent = sorted(r for r in failures if r not in reports)
+    if silent:
+        rank = silent[0]
+        code, name = failures[rank]
+        how = f"was killed by {name}" if code < 0 else f"exited with code {code} without a message"
+        return f"error: rank {rank} {how}; the other ranks were stopped", 1
+    errors = sorted((rep["time"], r) for r, rep in reports.items() if not rep["interrupted"])
+    if errors:
+        rank = errors[0][1]
+        return reports[rank]["line"], reports[rank]["exit"]
+    if reports:
+        first = reports.get(0) or reports[min(reports)]
+        return first["line"], first["exit"]
+    return "interrupted", 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    from torch.distributed.elastic.multiprocessing import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    parser = get_args_parser()
+    parser.prog = "python -m esl_train.launch"
+
+    def refuse(message):
+        raise UsageError(f"{message} (see {parser.prog} --help)")
+
+    parser.error = refuse
+    try:
+        args = parser.parse_args(["--monitor-interval", "0.5", *(sys.argv[1:] if argv is None else argv)])
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # torchrun's agent logs warnings and a failure report: the verdict below replaces them
+    logging.disable(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="esl-launch-") as folder:
+        os.environ[REPORTS] = folder
+        try:
+            run(args)
+            return 0
+        except ChildFailedError as e:
+            failures = {rank: (f.exitcode, f.signal_name()) for rank, f in e.failures.items()}
+        except (SignalException, KeyboardInterrupt):  # the agent has stopped the ranks by now
+            failures = {}
+        except Exception as e:  # the launch itself: a rendezvous that times out, a port in use, ...
+            print(f"error: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}", file=sys.stderr)
+            return 1
+        line, code = verdict(failures, _reports(Path(folder)))
+        print(line, file=sys.stderr)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
