@@ -43,9 +43,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes for reading real data sets (framed samples are cached on disk)")
-    p.add_argument("--no-cache", action="store_true",
-                   help="frame real data sets anew each epoch instead of keeping tonic's disk cache (faster with "
-                        "--workers when the files are small and quick to frame, as N-MNIST's: docs/scaling.md)")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep real data sets' framed samples in tonic's disk cache; --no-cache frames them anew each "
+                        "epoch (faster with --workers when files are small and quick to frame, as N-MNIST's: "
+                        "docs/scaling.md)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint; with --epochs N, "
                                                    "extend it to N epochs (schedules stretch to the new length)")
     p.add_argument("--no-progress", action="store_true",
@@ -73,7 +74,7 @@ def _config(args) -> TrainConfig:
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,
                       steps=args.steps, hidden=args.hidden, seed=args.seed, out=args.out, device=args.device,
-                      workers=args.workers, cache=not args.no_cache, evolver=evolver)
+                      workers=args.workers, cache=args.cache, evolver=evolver)
     try:
         cfg.validate()
     except ValueError as e:
@@ -85,7 +86,7 @@ def _config(args) -> TrainConfig:
 
 
 # what may accompany --resume
-RESUME_FLAGS = {"--resume", "--epochs", "--no-progress", "--device", "--workers", "--no-cache"}
+RESUME_FLAGS = {"--resume", "--epochs", "--no-progress", "--device", "--workers", "--cache", "--no-cache"}
 
 
 def _given(p: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -120,15 +121,15 @@ def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda val
         extra = _given(p, argv) - RESUME_FLAGS
         if extra:
             raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(sorted(extra))} "
-                             "(only --epochs, to extend the run, --device, --workers, --no-cache and --no-progress "
-                             "may be given)")
+                             "(only --epochs, to extend the run, --device, --workers, --[no-]cache and "
+                             "--no-progress may be given)")
         folder = Path(args.resume)
         cfg = _load_run(folder)
         given = _given(p, argv)
         cfg.epochs = args.epochs if "--epochs" in given else cfg.epochs
         cfg.device = args.device if "--device" in given else cfg.device
         cfg.workers = args.workers if "--workers" in given else cfg.workers
-        cfg.cache = not args.no_cache if "--no-cache" in given else cfg.cache
+        cfg.cache = args.cache if given & {"--cache", "--no-cache"} else cfg.cache
         try:
             cfg.validate()
         except ValueError as e:

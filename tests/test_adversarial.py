@@ -404,6 +404,8 @@ def test_resume_may_change_where_and_how_the_run_trains(finished, tmp_path, caps
     code, _ = main(capsys, "--resume", run, "--device", "cpu", "--no-cache", "--epochs", "2")
     config = json.loads((run / "config.json").read_text())
     assert code == 0 and config["device"] == "cpu" and config["cache"] is False
+    code, _ = main(capsys, "--resume", run, "--cache", "--epochs", "3")
+    assert code == 0 and json.loads((run / "config.json").read_text())["cache"] is True
 
 
 def test_config_validation_rejects_bad_types():
