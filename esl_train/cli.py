@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from . import launch
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -105,7 +105,7 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     except Exception as e:  # a bug or a lost peer: the traceback, except under the launcher (its first line)
         if not launch.launched():
             raise
-        return _say(f"error: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}", 1)
+        return _say(f"error: {first_line(e)}", 1)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

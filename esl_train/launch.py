@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .atomic import write_text
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 REPORTS = "ESL_LAUNCH_REPORTS"  # environment: the folder where each rank leaves its line
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         except (SignalException, KeyboardInterrupt):  # the agent has stopped the ranks by now
             failures = {}
         except Exception as e:  # the launch itself: a rendezvous that times out, a port in use, ...
-            print(f"error: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}", file=sys.stderr)
+            print(f"error: {first_line(e)}", file=sys.stderr)
             return 1
         line, code = verdict(failures, _reports(Path(folder)))
         print(line, file=sys.stderr)
