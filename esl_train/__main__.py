@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import launch
 from .cli import Parser, check_output_folder, main_wrapper
 from .config import (ALLOCATIONS, ARCHS, DATASETS, EMBEDDED, LR_SCHEDULES, METHODS, REGROW_RULES, RUN_PRESETS,
                      SCHEDULES, TrainConfig)
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
 
     def hint():
         folder = state.get("folder")
-        return f"; continue with: python -m esl_train --resume {folder}" if folder else ""
+        return f"; continue with: {launch.command()} --resume {folder}" if folder else ""
 
     return main_wrapper(lambda a: _main(a, state), argv, hint)
 

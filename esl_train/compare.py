@@ -274,8 +274,8 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
     """Rewrite <name>.json, the plots and the markdown section from the runs finished so far."""
     folder = Path(args.out)
     rows = summarize(runs, args.split)
-    settings = {k: v for k, v in vars(args).items() if k != "out"}
-    record = {"settings": settings, "summary": rows, "runs": runs}
+    record = {"settings": {**{k: v for k, v in vars(args).items() if k != "out"}, "command": command(args)},
+              "summary": rows, "runs": runs}
     write_text(folder / f"{args.name}.json", json.dumps(record, indent=1))
     plots(runs, rows, folder, args.name, args.split)
     checks = targets(runs) if args.split == "test" else []
@@ -284,8 +284,7 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
               if missing else f"All {len(todo)} runs finished.")
     seeds = ",".join(map(str, args.seeds))
     body = "\n".join([
-        f"## {args.title}", "", "```", "python -m esl_train.compare " + " ".join(
-            shlex.quote(" ".join(a.split())) for a in args.argv), "```", "",
+        f"## {args.title}", "", "```", command(args), "```", "",
         f"{args.arch} (hidden {args.hidden}) on {args.dataset}, {args.epochs} epochs, T={args.steps}, batch "
         f"{args.batch_size}, Adam lr {args.lr:g} ({args.lr_schedule}); seeds {seeds} (paired: a seed gives every "
         "method the same data order and "
@@ -333,14 +332,36 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def settings(argv: list[str]) -> argparse.Namespace:
+    """The parsed options, with --quick's own defaults applied."""
+    args = parser().parse_args(argv)
+    if args.quick:
+        args.dataset, args.seeds, args.densities, args.epochs, args.hidden, args.steps, args.last_k = (
+            "digits", [0], [0.1], 2, 16, 8, 1)
+    return args
+
+
+def command(args: argparse.Namespace) -> str:
+    """The sweep's command line, rebuilt from its settings: each setting that differs from its default, once (a
+    sweep started through bench/ablation.py's defaults plus overrides reads as the one command it amounts to)."""
+    words = ["python -m esl_train.compare", *(["--quick"] if args.quick else [])]
+    for key, default in vars(settings(words[1:])).items():
+        value = getattr(args, key)
+        if key in ("out", "quick") or value == default:
+            continue
+        option = f"--{key.replace('_', '-')}"
+        if isinstance(value, list):
+            words += [option, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+        else:
+            words += [option, shlex.quote(json.dumps(value) if isinstance(value, dict) else f"{value:g}"
+                                          if isinstance(value, float) else str(value))]
+    return " ".join(words)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser().parse_args(argv)
-        args.argv = [a for i, a in enumerate(argv) if "--out" not in (a.split("=")[0], argv[i - 1] if i else "")]
-        if args.quick:
-            args.dataset, args.seeds, args.densities, args.epochs, args.hidden, args.steps, args.last_k = (
-                "digits", [0], [0.1], 2, 16, 8, 1)
+        args = settings(argv)
         bad = [m for m in args.methods if m not in METHODS or m == "dense"]
         if bad:
             raise UsageError(f"unknown --methods {','.join(bad)}; choose from static, set, rigl, esl")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -21,10 +22,16 @@ from .atomic import write_text
 from .errors import UsageError, first_line
 
 REPORTS = "ESL_LAUNCH_REPORTS"  # environment: the folder where each rank leaves its line
+COMMAND = "ESL_LAUNCH_COMMAND"  # environment: the launcher's command up to the module, for the resume hint
 
 
 def launched() -> bool:
     return bool(os.environ.get(REPORTS))
+
+
+def command(module: str = "esl_train") -> str:
+    """How to start `module` again the way this process was started: under the launcher, with its options."""
+    return f"{os.environ.get(COMMAND, 'python -m')} {module}"
 
 
 def report(line: str, exit_code: int, interrupted: bool) -> None:
@@ -76,11 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"{message} (see {parser.prog} --help)")
 
     parser.error = refuse
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(["--monitor-interval", "0.5", *(sys.argv[1:] if argv is None else argv)])
+        args = parser.parse_args(["--monitor-interval", "0.5", *argv])
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    own = argv[:len(argv) - 1 - len(args.training_script_args)]  # torchrun's options, ending in -m when given
+    os.environ[COMMAND] = shlex.join(["python", "-m", "esl_train.launch", *own])
     # torchrun's agent logs warnings and a failure report: the verdict below replaces them
     logging.disable(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="esl-launch-") as folder:

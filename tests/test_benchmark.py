@@ -178,8 +178,7 @@ def test_sweep_stores_each_run_and_resumes(tmp_path):
 def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
     from esl_train import compare
 
-    args = compare.parser().parse_args(["--quick", "--out", str(tmp_path), "--methods", "static"])
-    args.argv, args.dataset, args.seeds, args.densities, args.last_k = ["--quick"], "digits", [0], [0.1], 1
+    args = compare.settings(["--quick", "--out", str(tmp_path), "--methods", "static"])
     todo = compare.jobs(args)
     run = {"key": todo[0]["key"], "label": "dense", "method": "dense", "density": 1.0, "seed": 0,
            "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10, "file_bytes": 5,
@@ -187,3 +186,22 @@ def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
            "history": [{"epoch": 1, "test_accuracy": 0.5, "explored": {"layer1": 1.0}}]}
     compare.render(args, todo, [run], 1.0)
     assert "**Partial: 1 of 2 runs finished**" in (tmp_path / "benchmarks.md").read_text()
+
+
+def test_rendered_command_says_each_setting_once_and_reproduces_the_sweep():
+    """bench/ablation.py passes its defaults and then the user's overrides: the table's command must be the one
+    sweep they amount to, each option once, and parsing it must give the same settings."""
+    import shlex
+
+    from esl_train import compare
+
+    argv = ["--out", "/somewhere", "--name", "ablation", "--split", "val", "--densities", "0.05", "--seeds", "0,1,2",
+            "--variants", '{"a b": {"method": "esl", "evolver": {"drop_fraction": 0.3}}}',
+            "--name", "ablation-low", "--densities", "0.02,0.01", "--lr", "0.001"]
+    line = compare.command(compare.settings(argv))
+    words = shlex.split(line)
+    assert words[:3] == ["python", "-m", "esl_train.compare"] and "--out" not in words
+    assert words.count("--name") == 1 and words.count("--densities") == 1 and "--epochs" not in words
+    again, original = vars(compare.settings(words[3:])), vars(compare.settings(argv))
+    assert {k: v for k, v in again.items() if k != "out"} == {k: v for k, v in original.items() if k != "out"}
+    assert compare.command(compare.settings(["--quick"])) == "python -m esl_train.compare --quick"

@@ -142,3 +142,28 @@ def test_launcher_reports_a_killed_rank_in_one_line(tmp_path):
     assert p.returncode == 1
     assert err.strip().splitlines() == ["error: rank 1 was killed by SIGKILL; the other ranks were stopped"], err
     assert not Path(f"/proc/{ranks['0']}").exists()
+
+
+@pytest.mark.timeout(300)
+def test_launcher_interrupted_says_how_to_resume_under_the_launcher(tmp_path):
+    """SIGTERM to the launcher stops the ranks; its one line is rank 0's, and the resume command it gives is the
+    launcher's own (with its options), which then really continues the run."""
+    out = tmp_path / "run"
+    p = subprocess.Popen([*LAUNCH, *RUN, "--epochs", "100", "--out", str(out)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 200
+        while not (out / "checkpoint.pt").exists():
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.poll() is not None else ""
+            time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    lines = err.strip().splitlines()
+    resume = ("python -m esl_train.launch --standalone --nproc_per_node 2 -m esl_train --resume " + str(out))
+    assert p.returncode == 130 and len(lines) == 1 and lines[0].endswith(f"continue with: {resume}"), err
+    again = subprocess.run([sys.executable, *resume.split()[1:], "--epochs", "2"], capture_output=True, text=True,
+                           timeout=180)
+    assert again.returncode == 0, again.stderr[-3000:]
