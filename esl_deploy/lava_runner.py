@@ -125,9 +125,14 @@ class LavaResult:
     drain_counts: list[np.ndarray] | None = None  # per layer, spikes per neuron outside the T compared steps
 
     @property
+    def steady(self) -> bool:
+        """Whether ms_per_step leaves start-up out: only a run of more than one chunk can."""
+        return self.steps > self.first_chunk_steps
+
+    @property
     def ms_per_step(self) -> float:
         """Steady-state cost of one time step: the first chunk, which includes start-up, is left out if possible."""
-        if self.steps > self.first_chunk_steps:
+        if self.steady:
             return 1000 * (self.seconds - self.first_chunk_seconds) / (self.steps - self.first_chunk_steps)
         return 1000 * self.seconds / self.steps
 

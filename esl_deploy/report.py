@@ -39,9 +39,10 @@ def summary(r: dict) -> str:
         lines.append(f"budget     {b['hw']}: {sp['cores']} cores / {sp['chips']} chip(s) sparse vs {de['cores']} / "
                      f"{de['chips']} dense; bottleneck {sp['bottleneck']}")
     copies = "1 copy" if s["tile"] == 1 else f"{s['tile']} copies"
+    startup = ("one chunk, start-up included" if s.get("lava_speed_includes_startup")
+               else f"start-up {s['lava_startup_seconds']:.1f} s")
     lines.append(f"speed      Lava {s['lava_ms_per_step']:.2f} ms/step with {copies} side by side, "
-                 f"{s['lava_ms_per_sample']:.1f} ms/sample "
-                 f"(start-up {s['lava_startup_seconds']:.1f} s) | twin {s['twin_ms_per_sample']:.2f} ms/sample")
+                 f"{s['lava_ms_per_sample']:.1f} ms/sample ({startup}) | twin {s['twin_ms_per_sample']:.2f} ms/sample")
     return "\n".join(lines)
 
 

@@ -128,6 +128,7 @@ def evaluate(args) -> dict:
         "budgets": [budget.budget(net, t) for t in targets if t.kind == "neuromorphic"],
         "speed": {"lava_seconds": lava.seconds, "lava_startup_seconds": lava.first_chunk_seconds,
                   "lava_ms_per_step": lava.ms_per_step, "lava_ms_per_sample": lava.ms_per_sample,
+                  "lava_speed_includes_startup": not lava.steady,
                   "lava_steps_per_slot": lava.slot, "tile": lava.tile, "twin_seconds": twin_seconds,
                   "twin_ms_per_sample": 1000 * twin_seconds / n},
     }

@@ -237,6 +237,16 @@ def test_tile_must_be_positive_and_dense_only(mlp_file, tmp_path):
     assert [lava_runner.auto_tile(mlp, n) for n in (1, 7, 256, 257, 1000)] == [1, 7, 256, 129, 250]
 
 
+def test_lava_speed_leaves_start_up_out_only_when_it_can():
+    """A run of one chunk cannot separate start-up from steady stepping: its figure says so instead of hiding it."""
+    one = lava_runner.LavaResult(layers=[], first_chunk_seconds=2.0, first_chunk_steps=100, seconds=2.0, steps=100,
+                                 slot=10, tile=2)
+    more = lava_runner.LavaResult(layers=[], first_chunk_seconds=2.0, first_chunk_steps=100, seconds=3.0, steps=300,
+                                  slot=10, tile=2)
+    assert not one.steady and one.ms_per_step == pytest.approx(20.0)
+    assert more.steady and more.ms_per_step == pytest.approx(5.0) and more.ms_per_sample == pytest.approx(25.0)
+
+
 def test_tiled_weights_store_only_the_synapses(mlp_file):
     """Block-diagonal copies of a sparse layer hold its non-zero weights and nothing else (zeros stored as entries
     would be summed at every Lava step)."""
