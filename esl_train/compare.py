@@ -329,6 +329,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=2, help="parallel training processes (one torch thread each)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--quick", action="store_true", help="embedded digits, 1 seed, density 0.1, 2 epochs, tiny net")
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite the table, <name>.json and the plots from the stored runs; train nothing")
     return p
 
 
@@ -347,7 +349,7 @@ def command(args: argparse.Namespace) -> str:
     words = ["python -m esl_train.compare", *(["--quick"] if args.quick else [])]
     for key, default in vars(settings(words[1:])).items():
         value = getattr(args, key)
-        if key in ("out", "quick") or value == default:
+        if key in ("out", "quick", "render_only") or value == default:
             continue
         option = f"--{key.replace('_', '-')}"
         if isinstance(value, list):
@@ -388,6 +390,8 @@ def main(argv=None) -> int:
             for j in todo if (store / f"{j['key']}.json").exists()]
     pending = [j for j in todo if not (store / f"{j['key']}.json").exists()]
     print(f"{len(todo)} runs: {len(runs)} stored, {len(pending)} to do", flush=True)
+    if args.render_only:
+        pending = []
     from tqdm import tqdm
 
     from .data import load_dataset
@@ -399,21 +403,22 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     wall0 = sum(r["wall_seconds"] for r in runs) / args.jobs
     try:
-        with mp.Pool(min(args.jobs, max(len(pending), 1))) as pool:
-            # after the fork: the workers keep the default SIGTERM, which the pool uses to end them quietly
-            signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: finished runs are stored
-            bar = tqdm(pool.imap_unordered(_one, pending), total=len(pending), desc=args.name, unit="run",
-                       disable=None)
-            for run in bar:
-                if "error" in run:
-                    bar.write(f"run {run['label']} ({run['key']}) failed: {run['error']}", file=sys.stderr)
-                    continue
-                write_text(store / f"{run['key']}.json", json.dumps(run))
-                runs.append(run)
-                render(args, todo, runs, wall0 + time.perf_counter() - start)
-                if bar.disable:
-                    print(f"{len(runs)}/{len(todo)} {run['label']} d={run['density']:g} seed {run['seed']}: "
-                          f"{args.split} {100 * run[f'{args.split}_accuracy']:.2f} %", flush=True)
+        if pending:  # --render-only leaves them pending
+            with mp.Pool(min(args.jobs, len(pending))) as pool:
+                # after the fork: the workers keep the default SIGTERM, which the pool uses to end them quietly
+                signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: finished runs are stored
+                bar = tqdm(pool.imap_unordered(_one, pending), total=len(pending), desc=args.name, unit="run",
+                           disable=None)
+                for run in bar:
+                    if "error" in run:
+                        bar.write(f"run {run['label']} ({run['key']}) failed: {run['error']}", file=sys.stderr)
+                        continue
+                    write_text(store / f"{run['key']}.json", json.dumps(run))
+                    runs.append(run)
+                    render(args, todo, runs, wall0 + time.perf_counter() - start)
+                    if bar.disable:
+                        print(f"{len(runs)}/{len(todo)} {run['label']} d={run['density']:g} seed {run['seed']}: "
+                              f"{args.split} {100 * run[f'{args.split}_accuracy']:.2f} %", flush=True)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {len(runs)} of {len(todo)} runs stored; run the same command to continue",
               file=sys.stderr)

@@ -173,6 +173,13 @@ def test_sweep_stores_each_run_and_resumes(tmp_path):
     md = (tmp_path / "benchmarks.md").read_text()
     assert "| esl | 0.1 | 1 |" in md and "All 3 runs finished." in md
     assert (tmp_path / "compare_accuracy.png").exists() and (tmp_path / "compare_training.png").exists()
+    # --render-only: the table of a larger sweep from what is stored, nothing trained
+    p = subprocess.run(base + ["--methods", "static,esl,set", "--render-only"], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and "4 runs: 3 stored, 1 to do" in p.stdout, p.stderr
+    assert len(list((tmp_path / "compare_runs").glob("*.json"))) == 3
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "**Partial: 3 of 4 runs finished**" in md and "--render-only" not in md
 
 
 def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
