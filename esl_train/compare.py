@@ -274,7 +274,8 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
     """Rewrite <name>.json, the plots and the markdown section from the runs finished so far."""
     folder = Path(args.out)
     rows = summarize(runs, args.split)
-    record = {"settings": {**{k: v for k, v in vars(args).items() if k != "out"}, "command": command(args)},
+    kept = {k: v for k, v in vars(args).items() if k not in ("out", "render_only")}  # what the sweep is
+    record = {"settings": {**kept, "command": command(args)},
               "summary": rows, "runs": runs}
     write_text(folder / f"{args.name}.json", json.dumps(record, indent=1))
     plots(runs, rows, folder, args.name, args.split)

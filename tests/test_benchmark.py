@@ -180,6 +180,7 @@ def test_sweep_stores_each_run_and_resumes(tmp_path):
     assert len(list((tmp_path / "compare_runs").glob("*.json"))) == 3
     md = (tmp_path / "benchmarks.md").read_text()
     assert "**Partial: 3 of 4 runs finished**" in md and "--render-only" not in md
+    assert "render_only" not in json.loads((tmp_path / "compare.json").read_text())["settings"]
 
 
 def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
