@@ -275,8 +275,7 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
     folder = Path(args.out)
     rows = summarize(runs, args.split)
     kept = {k: v for k, v in vars(args).items() if k not in ("out", "render_only")}  # what the sweep is
-    record = {"settings": {**kept, "command": command(args)},
-              "summary": rows, "runs": runs}
+    record = {"settings": {**kept, "command": command(args)}, "summary": rows, "runs": runs}
     write_text(folder / f"{args.name}.json", json.dumps(record, indent=1))
     plots(runs, rows, folder, args.name, args.split)
     checks = targets(runs) if args.split == "test" else []
