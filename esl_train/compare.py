@@ -273,6 +273,8 @@ def plots(runs: list[dict], rows: list[dict], folder: Path, name: str, split: st
 def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
     """Rewrite <name>.json, the plots and the markdown section from the runs finished so far."""
     folder = Path(args.out)
+    order = {j["key"]: i for i, j in enumerate(todo)}
+    runs = sorted(runs, key=lambda r: order[r["key"]])  # the sweep's order, whichever run finished first
     rows = summarize(runs, args.split)
     kept = {k: v for k, v in vars(args).items() if k not in ("out", "render_only")}  # what the sweep is
     record = {"settings": {**kept, "command": command(args)}, "summary": rows, "runs": runs}
@@ -394,11 +396,11 @@ def main(argv=None) -> int:
         pending = []
     from tqdm import tqdm
 
-    from .data import load_dataset
-    from .quiet import import_lava_dl
+    if pending:  # rendering alone needs neither Lava nor the data
+        from .data import load_dataset
+        from .quiet import import_lava_dl
 
-    import_lava_dl()  # Lava sets the 'fork' start method on import: do it once here, workers inherit it
-    if pending:
+        import_lava_dl()  # Lava sets the 'fork' start method on import: do it once here, workers inherit it
         load_dataset(args.dataset, args.steps, args.data_dir)  # build the data cache once, before the workers
     start = time.perf_counter()
     wall0 = sum(r["wall_seconds"] for r in runs) / args.jobs

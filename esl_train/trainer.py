@@ -184,7 +184,8 @@ class Run:
 
     def _check_finite(self, what: str, tensors) -> None:
         """A diverged run (NaN/inf) must stop here: NaN weights make no spikes, so the loss alone can look fine."""
-        if not all(bool(torch.isfinite(t).all()) for t in tensors):
+        flags = [torch.isfinite(t).all() for t in tensors]
+        if flags and not bool(torch.stack(flags).all()):  # one device sync, not one per tensor
             raise UsageError(f"{what} became non-finite (NaN or inf) in epoch {self.epoch + 1}; the last good "
                              f"checkpoint is kept in {self.folder} - lower --lr and run again with --resume")
 
