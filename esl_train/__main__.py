@@ -56,7 +56,8 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("mask evolver (default: the method's preset, see docs/design.md)")
     g.add_argument("--allocation", choices=ALLOCATIONS, help="layer densities: Erdős–Rényi, ER-kernel or uniform")
     g.add_argument("--regrow", choices=REGROW_RULES,
-                   help="gradient (RigL-like), random (SET-like) or unexplored (random among never-active synapses)")
+                   help="gradient (RigL-like), random (SET-like), unexplored (random among never-active synapses) or "
+                        "unexplored-gradient (never-active synapses with the largest gradient first)")
     g.add_argument("--drop-fraction", type=float, help="share of active synapses swapped at an update")
     g.add_argument("--update-interval", type=int, help="training steps between updates (0: once per epoch)")
     g.add_argument("--evolve-until", type=float, help="fraction of training after which masks are frozen")

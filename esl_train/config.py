@@ -12,7 +12,8 @@ ARCHS = ("mlp", "conv")
 DATASETS = ("digits", "digits-bench", "nmnist", "dvsgesture", "cifar10dvs")
 EMBEDDED = ("digits", "digits-bench")  # generated here; the others are read through tonic from --data-dir
 ALLOCATIONS = ("er", "erk", "uniform")
-REGROW_RULES = ("gradient", "random", "unexplored")
+REGROW_RULES = ("gradient", "random", "unexplored", "unexplored-gradient")
+GRADIENT_RULES = ("gradient", "unexplored-gradient")  # rules that need the dense gradient at an update
 SCHEDULES = ("cosine", "constant")
 LR_SCHEDULES = ("constant", "cosine")
 

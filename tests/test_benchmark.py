@@ -49,7 +49,7 @@ def test_esl_drops_more_below_five_percent_unless_told_otherwise():
     assert TrainConfig(method="rigl", density=0.01).evolver_settings()["drop_fraction"] == 0.3  # its own preset
 
 
-@pytest.mark.parametrize("regrow", ["random", "gradient", "unexplored"])
+@pytest.mark.parametrize("regrow", ["random", "gradient", "unexplored", "unexplored-gradient"])
 def test_exploration_is_the_union_of_every_mask_seen(regrow):
     net, opt, ev = make([(12, 10)], 0.2, regrow=regrow, interval=1, steps=40)
     seen = ev.masks["l0"].clone()
@@ -80,6 +80,19 @@ def test_unexplored_rule_falls_back_to_explored_candidates_when_none_are_left():
     unexplored = torch.tensor([False, True, False, False])
     out = grow("unexplored", candidates, 2, None, g, unexplored)
     assert out[1] and int(out.sum()) == 2 and not out[3]
+
+
+def test_unexplored_gradient_rule_takes_fresh_synapses_by_gradient_then_the_rest_by_gradient():
+    g = torch.Generator().manual_seed(0)
+    candidates = torch.tensor([True, True, True, True, True, False])
+    unexplored = torch.tensor([True, True, False, False, True, True])
+    grad = torch.tensor([0.1, 0.5, 9.0, 3.0, 0.2, 7.0])
+    # the fresh candidates are 0, 1, 4: the two with the largest gradient, though explored ones have larger ones
+    assert grow("unexplored-gradient", candidates, 2, grad, g, unexplored).tolist() == [
+        False, True, False, False, True, False]
+    # four asked for: all three fresh, then the explored one with the larger gradient (2, not 3), never 5
+    assert grow("unexplored-gradient", candidates, 4, grad, g, unexplored).tolist() == [
+        True, True, True, False, True, False]
 
 
 def test_protected_synapses_are_dropped_last():

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .. import distributed
+from ..config import GRADIENT_RULES
 from .allocation import layer_counts
 from .rules import drop_weakest, grow
 
@@ -26,7 +27,9 @@ class EvolverConfig:
     density: float
     allocation: str = "er"
     evolve: bool = True  # False: a fixed random mask (static sparse training)
-    regrow: str = "gradient"  # gradient (RigL), random (SET), unexplored (random among never-active synapses)
+    # gradient (RigL), random (SET), unexplored (random among never-active synapses), unexplored-gradient (never-active
+    # synapses by gradient)
+    regrow: str = "gradient"
     drop_fraction: float = 0.3
     update_interval: int = 50  # training steps between mask updates
     evolve_until: float = 0.75  # fraction of training after which masks stay fixed
@@ -98,7 +101,7 @@ class MaskEvolver:
         return step % self.config.update_interval == 0 and self.drop_fraction(step) > 0
 
     def _needs_dense_grad(self, step: int) -> bool:
-        return self.config.regrow == "gradient" and self.is_update_step(step)
+        return self.config.regrow in GRADIENT_RULES and self.is_update_step(step)
 
     # -- the per-step call ---------------------------------------------------------------------
     @torch.no_grad()

@@ -29,16 +29,18 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
     random: uniform among the candidates (SET): pure exploration.
     unexplored: uniform among candidates never active before (`unexplored`), then among the rest once those
     run out: exploration that covers the whole graph before it revisits any synapse.
+    unexplored-gradient: the never-active candidates with the largest |dL/dw| first, then the rest by gradient:
+    exploration aimed at synapses whose inputs spike.
 
     `generator` is a CPU generator whatever the device of the masks, so a seed makes the same choices on a CPU
     and on a GPU, and its state moves between them in a checkpoint."""
     if rule == "gradient":
-        grad = torch.nan_to_num(dense_grad.abs(), nan=0.0, posinf=_BIG)
-        score = torch.where(candidates, grad, torch.full_like(grad, -1.0))
-        # random tie-break so that all-zero gradients do not always favour the first rows
-        score = score + 1e-12 * torch.rand(score.shape, generator=generator).to(score.device)
-        idx = torch.topk(score.flatten(), n).indices
-    elif rule == "random":
+        return _largest_gradient(candidates, n, dense_grad, generator)
+    if rule == "unexplored-gradient":
+        fresh = candidates & unexplored
+        first = _largest_gradient(fresh, min(n, int(fresh.sum())), dense_grad, generator)
+        return first | _largest_gradient(candidates & ~fresh, n - int(first.sum()), dense_grad, generator)
+    if rule == "random":
         pool = candidates.flatten().nonzero().squeeze(1)
         idx = pool[torch.randperm(len(pool), generator=generator)[:n].to(pool.device)]
     elif rule == "unexplored":
@@ -50,6 +52,16 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
     else:
         raise ValueError(f"unknown regrow rule {rule!r}; choose one of {REGROW_RULES}")
     return _from_indices(idx, candidates)
+
+
+def _largest_gradient(candidates: torch.Tensor, n: int, dense_grad: torch.Tensor,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Bool mask of the `n` candidates with the largest |dense gradient| (a NaN gradient counts as zero)."""
+    grad = torch.nan_to_num(dense_grad.abs(), nan=0.0, posinf=_BIG)
+    score = torch.where(candidates, grad, torch.full_like(grad, -1.0))
+    # random tie-break so that all-zero gradients do not always favour the first rows
+    score = score + 1e-12 * torch.rand(score.shape, generator=generator).to(score.device)
+    return _from_indices(torch.topk(score.flatten(), n).indices, candidates)
 
 
 _BIG = 1e30  # above any finite weight or gradient magnitude, below inf
