@@ -208,6 +208,7 @@ class Run:
             correct = seen = 0
             loss_sum = 0.0
             start = time.perf_counter()
+            density = f"{self.evolver.density() if self.evolver else 1:.3f}"  # changes only at a mask update
             for x, y in self.train_loader:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 out = self.model(x)
@@ -222,14 +223,13 @@ class Run:
                 self._check_finite("weights", self.net.parameters())
                 if self.lr_scheduler:
                     self.lr_scheduler.step()
-                if self.evolver:
-                    self.evolver.step()
+                if self.evolver and self.evolver.step():
+                    density = f"{self.evolver.density():.3f}"
                 loss_sum += float(loss)
                 correct += int((predict(out) == y).sum())
                 seen += len(y)
                 bar.update()
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
-                                density=f"{self.evolver.density() if self.evolver else 1:.3f}")
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", density=density)
             self.train_seconds += time.perf_counter() - start
             test_acc, test_loss = evaluate(self.net, self.test_loader, self.loss_fn, self.device)
             self.epoch += 1
