@@ -38,8 +38,9 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
         return _largest_gradient(candidates, n, dense_grad, generator)
     if rule == "unexplored-gradient":
         fresh = candidates & unexplored
-        first = _largest_gradient(fresh, min(n, int(fresh.sum())), dense_grad, generator)
-        return first | _largest_gradient(candidates & ~fresh, n - int(first.sum()), dense_grad, generator)
+        k = min(n, int(fresh.sum()))
+        return (_largest_gradient(fresh, k, dense_grad, generator)
+                | _largest_gradient(candidates & ~fresh, n - k, dense_grad, generator))
     if rule == "random":
         pool = candidates.flatten().nonzero().squeeze(1)
         idx = pool[torch.randperm(len(pool), generator=generator)[:n].to(pool.device)]
