@@ -14,8 +14,8 @@ from pathlib import Path
 
 from . import launch
 from .cli import Parser, check_output_folder, main_wrapper
-from .config import (ALLOCATIONS, ARCHS, DATASETS, EMBEDDED, LR_SCHEDULES, METHODS, REGROW_RULES, RUN_PRESETS,
-                     SCHEDULES, TrainConfig)
+from .config import (ALLOCATIONS, ARCHS, DATASETS, DROP_CRITERIA, EMBEDDED, LR_SCHEDULES, METHODS, REGROW_RULES,
+                     RUN_PRESETS, SCHEDULES, TrainConfig)
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .quiet import import_lava_dl
@@ -57,7 +57,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--allocation", choices=ALLOCATIONS, help="layer densities: Erdős–Rényi, ER-kernel or uniform")
     g.add_argument("--regrow", choices=REGROW_RULES,
                    help="gradient (RigL-like), random (SET-like), unexplored (random among never-active synapses) or "
-                        "unexplored-gradient (never-active synapses with the largest gradient first)")
+                        "unexplored-gradient (never-active synapses with the largest gradient first) or unexplored-active "
+                        "(never-active synapses, drawn in proportion to their input's spike count)")
+    g.add_argument("--drop-by", choices=DROP_CRITERIA,
+                   help="what makes a synapse weak: magnitude |w| (default) or contribution, |w| x its input's "
+                        "spike count")
     g.add_argument("--drop-fraction", type=float, help="share of active synapses swapped at an update")
     g.add_argument("--update-interval", type=int, help="training steps between updates (0: once per epoch)")
     g.add_argument("--evolve-until", type=float, help="fraction of training after which masks are frozen")
@@ -71,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _config(args) -> TrainConfig:
     evolver = {k: getattr(args, k) for k in ("allocation", "regrow", "drop_fraction", "update_interval",
-                                             "evolve_until", "schedule", "protect_new", "rescale_init")}
+                                             "evolve_until", "schedule", "protect_new", "rescale_init", "drop_by")}
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,

@@ -34,7 +34,7 @@ BENCH = {"dataset": "digits-bench", "arch": "mlp", "epochs": 6, "steps": 20, "hi
          "lr": 2e-3, "lr_schedule": "cosine"}
 SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the twin's forward pass)
 # evolver flags added after runs were stored: at their default they mean "as before", so they leave the key alone
-LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False)}
+LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude")}
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 
 

@@ -12,13 +12,15 @@ ARCHS = ("mlp", "conv")
 DATASETS = ("digits", "digits-bench", "nmnist", "dvsgesture", "cifar10dvs")
 EMBEDDED = ("digits", "digits-bench")  # generated here; the others are read through tonic from --data-dir
 ALLOCATIONS = ("er", "erk", "uniform")
-REGROW_RULES = ("gradient", "random", "unexplored", "unexplored-gradient")
+REGROW_RULES = ("gradient", "random", "unexplored", "unexplored-gradient", "unexplored-active")
 GRADIENT_RULES = ("gradient", "unexplored-gradient")  # rules that need the dense gradient at an update
+ACTIVITY_RULES = ("unexplored-active",)  # rules that need the presynaptic spike counts at an update
+DROP_CRITERIA = ("magnitude", "contribution")  # |w|, or |w| x presynaptic spike rate (the synapse's mean drive)
 SCHEDULES = ("cosine", "constant")
 LR_SCHEDULES = ("constant", "cosine")
 
 EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
-                "protect_new", "rescale_init")  # the fields of sparsity.EvolverConfig besides density
+                "protect_new", "rescale_init", "drop_by")  # the fields of sparsity.EvolverConfig besides density
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
 PRESETS: dict[str, dict] = {
@@ -117,5 +119,9 @@ class TrainConfig:
             raise ValueError(f"--drop-fraction must be in [0, 1], got {ev['drop_fraction']}")
         if not 0 <= ev.get("evolve_until", 0) <= 1:
             raise ValueError(f"--evolve-until is a fraction of training in [0, 1], got {ev['evolve_until']}")
+        if ev.get("drop_by", "magnitude") not in DROP_CRITERIA:
+            raise ValueError(f"unknown --drop-by {ev['drop_by']!r}; choose one of {', '.join(DROP_CRITERIA)}")
+        if ev.get("regrow", "gradient") not in REGROW_RULES:
+            raise ValueError(f"unknown --regrow {ev['regrow']!r}; choose one of {', '.join(REGROW_RULES)}")
         if ev.get("update_interval", 0) < 0:
             raise ValueError(f"--update-interval must be >= 0 (0 = once per epoch), got {ev['update_interval']}")

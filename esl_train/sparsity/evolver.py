@@ -6,7 +6,9 @@ a forward pre-hook zeroes pruned weights before each use, and a gradient hook ze
 (keeping a copy of the dense gradient when the next update needs it for regrowth). Every
 `update_interval` steps it drops the weakest active synapses of each layer and grows as many
 inactive ones, so each layer's synapse count never changes. It also records which synapses were ever
-active (the in-time over-parameterisation of Liu et al. 2021), the exploration the paper's title refers to."""
+active (the in-time over-parameterisation of Liu et al. 2021), the exploration the paper's title refers to.
+Rules that look at activity (`drop_by="contribution"`, `regrow="unexplored-active"`) read each layer's input spikes
+in the same pre-hook, in training steps only, so evaluation data never shapes a mask."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .. import distributed
-from ..config import GRADIENT_RULES
+from ..config import ACTIVITY_RULES, GRADIENT_RULES
 from .allocation import layer_counts
 from .rules import drop_weakest, grow
 
@@ -38,6 +40,7 @@ class EvolverConfig:
     # scale initial weights by 1/sqrt(layer density). Off: measured to cost 1.6 points and 4x the seed spread
     # (docs/tuning.md); neither rigl-torch nor Google's RigL rescales.
     rescale_init: bool = False
+    drop_by: str = "magnitude"  # or "contribution": |w| x the input's spike count since the last update
 
 
 class MaskEvolver:
@@ -63,6 +66,9 @@ class MaskEvolver:
         self.seconds = 0.0  # wall time spent in mask updates
         self._dense_grads: dict[str, torch.Tensor] = {}
         self._capture = self._needs_dense_grad(1)
+        self._count_input = config.drop_by == "contribution" or config.regrow in ACTIVITY_RULES
+        # spikes seen per input channel (dim 1 of the weight) in training since the last update
+        self.input_spikes = {k: torch.zeros(w.shape[1], device=w.device) for k, w in self.weights.items()}
         self._hooks = []
         with torch.no_grad():
             for k, w in self.weights.items():
@@ -77,6 +83,9 @@ class MaskEvolver:
     def _mask_weight_hook(self, name):
         def hook(module, args):
             self.weights[name].data.mul_(self.masks[name])
+            if self._count_input and module.training:
+                x = args[0].detach()
+                self.input_spikes[name] += x.sum(dim=[d for d in range(x.dim()) if d != 1]).float()
         return hook
 
     def _mask_grad_hook(self, name):
@@ -122,6 +131,8 @@ class MaskEvolver:
     def _update(self, fraction: float) -> None:
         for grad in self._dense_grads.values():  # under DDP: the captured gradient is this rank's own
             distributed.all_reduce_mean_(grad)
+        for spikes in self.input_spikes.values() if self._count_input else ():
+            distributed.all_reduce_mean_(spikes)
         swaps = {}
         for k, w in self.weights.items():
             mask = self.masks[k]
@@ -131,8 +142,10 @@ class MaskEvolver:
                 swaps[k] = 0
                 continue
             protected = self.grown[k] if self.config.protect_new else None
-            dropped = drop_weakest(w, mask, n, protected)
-            grown = grow(self.config.regrow, ~mask, n, self._dense_grads.get(k), self.generator, ~self.explored[k])
+            rate = self.input_spikes[k].view(1, -1, *[1] * (w.dim() - 2))
+            dropped = drop_weakest(w, mask, n, protected, rate if self.config.drop_by == "contribution" else None)
+            grown = grow(self.config.regrow, ~mask, n, self._dense_grads.get(k), self.generator, ~self.explored[k],
+                         rate)
             changed = dropped | grown
             mask.logical_and_(~dropped).logical_or_(grown)
             self.explored[k].logical_or_(grown)
@@ -140,6 +153,8 @@ class MaskEvolver:
             w.masked_fill_(changed, 0.0)  # grown synapses start at zero (RigL)
             self._reset_optimizer_state(w, changed)
             swaps[k] = n
+        for spikes in self.input_spikes.values():
+            spikes.zero_()
         self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
         distributed.check_same(self.masks, "masks")  # under DDP: every rank made the same choices
         distributed.check_same(self.weights, "weights")
@@ -173,6 +188,7 @@ class MaskEvolver:
             "masks": {k: m.clone() for k, m in self.masks.items()},
             "explored": {k: m.clone() for k, m in self.explored.items()},
             "grown": {k: m.clone() for k, m in self.grown.items()},
+            "input_spikes": {k: s.clone() for k, s in self.input_spikes.items()},
             "step_count": self.step_count,
             "history": list(self.history),
             "seconds": self.seconds,
@@ -180,8 +196,8 @@ class MaskEvolver:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("masks", "explored", "grown"):
-            for k, m in state[key].items():
+        for key in ("masks", "explored", "grown", "input_spikes"):
+            for k, m in state.get(key, {}).items():  # input_spikes: absent from checkpoints older than it
                 getattr(self, key)[k].copy_(m)
         self.step_count = state["step_count"]
         self.history = list(state["history"])

@@ -8,12 +8,16 @@ from ..config import REGROW_RULES
 
 
 def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int,
-                 protected: torch.Tensor | None = None) -> torch.Tensor:
+                 protected: torch.Tensor | None = None, rate: torch.Tensor | None = None) -> torch.Tensor:
     """Bool mask of the `n` active synapses with the smallest |w| (SET, RigL, ESL all prune by magnitude).
 
-    `protected` synapses go last (only when nothing else is left). A NaN weight counts as the weakest, so a
-    diverged weight can never push the choice onto inactive synapses."""
+    With `rate` (presynaptic spike counts, broadcastable to the weight) the score is |w| x rate, the synapse's mean
+    drive: a strong synapse on an input that never spikes counts as weak. `protected` synapses go last (only when
+    nothing else is left). A NaN weight counts as the weakest, so a diverged weight can never push the choice onto
+    inactive synapses."""
     score = torch.nan_to_num(weight.abs(), nan=0.0, posinf=_BIG)
+    if rate is not None:
+        score = score * rate
     if protected is not None:
         score = torch.where(protected, score + _BIG, score)
     score = torch.where(mask, score, torch.full_like(weight, float("inf")))
@@ -22,7 +26,8 @@ def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int,
 
 
 def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor | None,
-         generator: torch.Generator, unexplored: torch.Tensor | None = None) -> torch.Tensor:
+         generator: torch.Generator, unexplored: torch.Tensor | None = None,
+         rate: torch.Tensor | None = None) -> torch.Tensor:
     """Bool mask of `n` synapses to grow among `candidates`.
 
     gradient: largest |dL/dw| of the dense gradient (RigL): the synapses that would reduce the loss fastest.
@@ -31,6 +36,9 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
     run out: exploration that covers the whole graph before it revisits any synapse.
     unexplored-gradient: the never-active candidates with the largest |dL/dw| first, then the rest by gradient:
     exploration aimed at synapses whose inputs spike.
+    unexplored-active: never-active candidates first, drawn at random with probability proportional to their
+    input's spike count `rate` (broadcastable to the candidates), then the rest the same way: exploration that
+    covers the graph without spending synapses on silent inputs, and needs no dense gradient.
 
     `generator` is a CPU generator whatever the device of the masks, so a seed makes the same choices on a CPU
     and on a GPU, and its state moves between them in a checkpoint."""
@@ -41,6 +49,11 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
         k = min(n, int(fresh.sum()))
         return (_largest_gradient(fresh, k, dense_grad, generator)
                 | _largest_gradient(candidates & ~fresh, n - k, dense_grad, generator))
+    if rule == "unexplored-active":
+        fresh = candidates & unexplored
+        k = min(n, int(fresh.sum()))
+        return (_weighted_sample(fresh, k, rate, generator)
+                | _weighted_sample(candidates & ~fresh, n - k, rate, generator))
     if rule == "random":
         pool = candidates.flatten().nonzero().squeeze(1)
         idx = pool[torch.randperm(len(pool), generator=generator)[:n].to(pool.device)]
@@ -63,6 +76,17 @@ def _largest_gradient(candidates: torch.Tensor, n: int, dense_grad: torch.Tensor
     # random tie-break so that all-zero gradients do not always favour the first rows
     score = score + 1e-12 * torch.rand(score.shape, generator=generator).to(score.device)
     return _from_indices(torch.topk(score.flatten(), n).indices, candidates)
+
+
+def _weighted_sample(candidates: torch.Tensor, n: int, weight: torch.Tensor,
+                     generator: torch.Generator) -> torch.Tensor:
+    """Bool mask of `n` candidates drawn without replacement with probability proportional to `weight`
+    (Efraimidis-Spirakis keys u^(1/w)); zero-weight candidates come only after every other one."""
+    u = torch.rand(candidates.shape, generator=generator).to(candidates.device).clamp_min(1e-30)
+    w = torch.nan_to_num(weight.float(), nan=0.0).clamp_min(0.0).expand(candidates.shape)
+    key = torch.where(w > 0, u.log() / w, -_BIG * (1 + u))
+    key = torch.where(candidates, key, torch.full_like(key, -float("inf")))
+    return _from_indices(torch.topk(key.flatten(), n).indices, candidates)
 
 
 _BIG = 1e30  # above any finite weight or gradient magnitude, below inf
