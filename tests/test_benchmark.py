@@ -49,7 +49,7 @@ def test_esl_drops_more_below_five_percent_unless_told_otherwise():
     assert TrainConfig(method="rigl", density=0.01).evolver_settings()["drop_fraction"] == 0.3  # its own preset
 
 
-@pytest.mark.parametrize("regrow", ["random", "gradient", "unexplored", "unexplored-gradient"])
+@pytest.mark.parametrize("regrow", ["random", "gradient", "unexplored", "unexplored-gradient", "unexplored-active"])
 def test_exploration_is_the_union_of_every_mask_seen(regrow):
     net, opt, ev = make([(12, 10)], 0.2, regrow=regrow, interval=1, steps=40)
     seen = ev.masks["l0"].clone()
@@ -93,6 +93,66 @@ def test_unexplored_gradient_rule_takes_fresh_synapses_by_gradient_then_the_rest
     # four asked for: all three fresh, then the explored one with the larger gradient (2, not 3), never 5
     assert grow("unexplored-gradient", candidates, 4, grad, g, unexplored).tolist() == [
         True, True, True, False, True, False]
+
+
+def test_unexplored_active_rule_takes_fresh_synapses_on_spiking_inputs_first():
+    g = torch.Generator().manual_seed(0)
+    candidates = torch.tensor([[True, True, True, True, False]])
+    unexplored = torch.tensor([[True, True, False, True, True]])
+    rate = torch.tensor([[0.0, 4.0, 9.0, 2.0, 7.0]])  # spikes of each input; input 0 is silent
+    for _ in range(20):  # whatever the draw: the fresh candidates on spiking inputs (1, 3), never the silent one
+        assert grow("unexplored-active", candidates, 2, None, g, unexplored, rate).tolist() == [
+            [False, True, False, True, False]]
+    # three asked for: the fresh silent one comes before the explored one (fresh first, silent last within each)
+    assert grow("unexplored-active", candidates, 3, None, g, unexplored, rate).tolist() == [
+        [True, True, False, True, False]]
+
+
+def test_unexplored_active_rule_draws_in_proportion_to_input_spikes():
+    g = torch.Generator().manual_seed(0)
+    candidates = torch.ones(1, 3, dtype=torch.bool)
+    rate = torch.tensor([[1.0, 3.0, 0.0]])
+    picks = torch.stack([grow("unexplored-active", candidates, 1, None, g, candidates, rate)[0]
+                         for _ in range(2000)]).float().mean(0)
+    assert abs(picks[1].item() - 0.75) < 0.04 and picks[2].item() == 0  # 3:1, and never the silent input
+
+
+def test_contribution_drop_prunes_strong_synapses_on_silent_inputs_first():
+    w = torch.tensor([[0.9, 0.2, 0.5, 0.05]])
+    mask = torch.tensor([[True, True, True, False]])
+    rate = torch.tensor([[0.0, 10.0, 1.0, 10.0]])  # contributions 0, 2, 0.5 (inactive: never dropped)
+    assert drop_weakest(w, mask, 1).tolist() == [[False, True, False, False]]  # by magnitude: the 0.2
+    assert drop_weakest(w, mask, 1, rate=rate).tolist() == [[True, False, False, False]]
+    assert drop_weakest(w, mask, 2, rate=rate).tolist() == [[True, False, True, False]]
+
+
+def test_evolver_counts_input_spikes_of_training_steps_only_and_restarts_after_each_update():
+    torch.manual_seed(0)
+    net = Toy([(6, 5)])
+    opt = torch.optim.Adam(net.parameters())
+    cfg = EvolverConfig(density=0.5, drop_by="contribution", regrow="unexplored-active", update_interval=3,
+                        drop_fraction=0.5, evolve_until=1.0)
+    ev = MaskEvolver({"l0": (net.layers[0], net.layers[0].weight)}, opt, cfg, total_steps=30)
+    x = torch.randint(0, 2, (4, 5)).float()
+    net.eval()
+    net(x)  # evaluation data must never shape a mask
+    assert torch.all(ev.input_spikes["l0"] == 0)
+    net.train()
+    train_step(net, opt, ev, x)  # two forwards per step (see train_step)
+    assert torch.equal(ev.input_spikes["l0"], 2 * x.sum(0))
+    state = ev.state_dict()
+    ev2 = MaskEvolver({"l0": (Toy([(6, 5)]).layers[0], torch.nn.Parameter(torch.zeros(6, 5)))}, opt, cfg, 30)
+    ev2.load_state_dict(state)
+    assert torch.equal(ev2.input_spikes["l0"], ev.input_spikes["l0"])  # a resume carries the count
+    train_step(net, opt, ev, x)
+    assert train_step(net, opt, ev, x)  # step 3: an update, and the count starts again
+    assert torch.all(ev.input_spikes["l0"] == 0)
+
+
+def test_magnitude_rules_count_no_input_spikes():
+    net, opt, ev = make([(6, 5)], 0.5, regrow="unexplored")
+    train_step(net, opt, ev, torch.ones(4, 5))
+    assert torch.all(ev.input_spikes["l0"] == 0)
 
 
 def test_protected_synapses_are_dropped_last():

@@ -18,13 +18,14 @@ class Toy(torch.nn.Module):
         return x
 
 
-def make(shapes, density, regrow="gradient", evolve=True, interval=2, steps=40, seed=0, optim="adam"):
+def make(shapes, density, regrow="gradient", evolve=True, interval=2, steps=40, seed=0, optim="adam",
+         drop_by="magnitude"):
     torch.manual_seed(seed)
     net = Toy(shapes)
     opt = (torch.optim.Adam(net.parameters(), lr=0.05) if optim == "adam"
            else torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9))
     cfg = EvolverConfig(density=density, regrow=regrow, evolve=evolve, update_interval=interval, drop_fraction=0.5,
-                        evolve_until=0.9)
+                        evolve_until=0.9, drop_by=drop_by)
     weights = {f"l{i}": (m, m.weight) for i, m in enumerate(net.layers)}
     return net, opt, MaskEvolver(weights, opt, cfg, total_steps=steps, seed=seed)
 
@@ -43,10 +44,11 @@ dims = st.integers(2, 24)
 @settings(max_examples=25, deadline=None)
 @given(shapes=st.lists(st.tuples(dims, dims), min_size=1, max_size=3).map(
            lambda s: [(o, s[i - 1][0] if i else i_) for i, (o, i_) in enumerate(s)]),
-       density=st.floats(0.05, 1.0), regrow=st.sampled_from(["gradient", "random"]),
+       density=st.floats(0.05, 1.0), regrow=st.sampled_from(["gradient", "random", "unexplored-active"]),
+       drop_by=st.sampled_from(["magnitude", "contribution"]),
        optim=st.sampled_from(["adam", "sgd"]), seed=st.integers(0, 2**16))
-def test_counts_constant_pruned_zero_no_immediate_regrowth(shapes, density, regrow, optim, seed):
-    net, opt, ev = make(shapes, density, regrow, seed=seed, optim=optim)
+def test_counts_constant_pruned_zero_no_immediate_regrowth(shapes, density, regrow, drop_by, optim, seed):
+    net, opt, ev = make(shapes, density, regrow, seed=seed, optim=optim, drop_by=drop_by)
     counts = ev.active()
     x = torch.randn(8, shapes[0][1])
     updates = 0
