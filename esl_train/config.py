@@ -37,15 +37,14 @@ PRESETS: dict[str, dict] = {
     # (cosine decay to 0 at 75 % of training), regrow as many among synapses never active before (exploring the
     # whole graph before revisiting any), drawn in proportion to their input's spike count, and protect the
     # synapses just grown from the next prune (they start at zero and need an interval to grow).
-    # Below LOW_DENSITY it drops 30 % instead, by magnitude, and regrows uniformly (ESL_LOW_DENSITY).
+    # Below LOW_DENSITY it drops 30 % instead (ESL_LOW_DENSITY): with so few synapses, exploring more wins.
     "esl": {"allocation": "er", "regrow": "unexplored-active", "drop_by": "contribution", "schedule": "cosine",
             "drop_fraction": 0.1, "update_interval": 100, "evolve_until": 0.75, "protect_new": True},
 }
 
-# ESL below this density: a larger drop fraction, chosen on the validation split at 0.02 and 0.01 (docs/tuning.md),
-# and the rule of the rounds before the activity-aware one, which was chosen at 0.1 and 0.05 only
+# ESL below this density: a larger drop fraction, chosen on the validation split at 0.02 and 0.01 (docs/tuning.md)
 LOW_DENSITY = 0.05
-ESL_LOW_DENSITY = {"drop_fraction": 0.3, "regrow": "unexplored", "drop_by": "magnitude"}
+ESL_LOW_DENSITY = {"drop_fraction": 0.3}
 
 
 # Whole-run presets (--preset NAME); explicit flags override them. docs/presets.md says where we had to choose.

@@ -49,6 +49,16 @@ def test_esl_drops_more_below_five_percent_unless_told_otherwise():
     assert TrainConfig(method="rigl", density=0.01).evolver_settings()["drop_fraction"] == 0.3  # its own preset
 
 
+@pytest.mark.parametrize("density", [0.2, 0.05, 0.01])
+def test_esl_is_activity_aware_at_every_density_and_sparse_baselines_are_not(density):
+    from esl_train.config import TrainConfig
+
+    esl = TrainConfig(method="esl", density=density).evolver_settings()
+    assert (esl["drop_by"], esl["regrow"], esl["protect_new"]) == ("contribution", "unexplored-active", True)
+    for method in ("set", "rigl"):  # the published rules stay as published: magnitude prune
+        assert TrainConfig(method=method, density=density).evolver_settings().get("drop_by", "magnitude") == "magnitude"
+
+
 @pytest.mark.parametrize("regrow", ["random", "gradient", "unexplored", "unexplored-gradient", "unexplored-active"])
 def test_exploration_is_the_union_of_every_mask_seen(regrow):
     net, opt, ev = make([(12, 10)], 0.2, regrow=regrow, interval=1, steps=40)
@@ -224,6 +234,18 @@ def test_ci95_and_paired_differences():
     assert rows["static"]["vs_dense"][0] == pytest.approx(-1.0) and rows["static"]["vs_dense"][1] < 1e-9
     assert rows["esl"]["vs_static"][0] == pytest.approx(5 / 3)
     assert rows["esl"]["ci"] > 4
+
+
+def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
+    from esl_train.compare import run_key
+    from esl_train.config import TrainConfig
+
+    key = lambda **ev: run_key(TrainConfig(method="set", density=0.1, evolver=ev), 1)  # noqa: E731
+    assert key(drop_by="magnitude") == key()  # the key of every run trained before --drop-by existed
+    assert key(drop_by="contribution") != key()
+    # the ESL rule of rounds 2-5 stays addressable as a variant, with the keys of its stored runs
+    old = TrainConfig(method="esl", density=0.1, evolver={"regrow": "unexplored", "drop_by": "magnitude"})
+    assert run_key(old, 1) != run_key(TrainConfig(method="esl", density=0.1), 1)
 
 
 @pytest.mark.timeout(400)
