@@ -88,6 +88,7 @@ def _config(args) -> TrainConfig:
     if cfg.method in ("dense", "static") and any(v is not None for k, v in evolver.items()
                                                  if k not in ("allocation", "rescale_init")):
         raise UsageError(f"--method {cfg.method} does not evolve masks; drop the evolver flags or pick set/rigl/esl")
+    cfg.evolver = cfg.evolver_settings()  # resolved into config.json: a resume keeps this rule if a preset changes
     return cfg
 
 

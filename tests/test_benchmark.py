@@ -178,6 +178,11 @@ def test_nan_weights_never_move_the_choice_onto_inactive_synapses():
     mask = torch.tensor([False, True, True, False, True])
     dropped = drop_weakest(w, mask, 2)
     assert not torch.any(dropped & ~mask) and int(dropped.sum()) == 2
+    # scored by contribution, an inf weight times a large spike count must still rank below the inactive synapses
+    two = torch.tensor([True, False, False, True])
+    for wc, mc in ((w, mask), (torch.tensor([0.3, 0.0, 0.0, float("inf")]), two),
+                   (torch.tensor([float("inf"), 0.0, 0.0, 0.3]), two)):
+        assert torch.equal(drop_weakest(wc, mc, int(mc.sum()), rate=torch.full(wc.shape, 1e9)), mc)
     grad = torch.tensor([float("nan"), 0.0, 0.0, 2.0, 0.0])
     grown = grow("gradient", ~mask, 1, grad, torch.Generator().manual_seed(0))
     assert grown.tolist() == [False, False, False, True, False]

@@ -77,3 +77,15 @@ def test_tiny_run_writes_a_complete_run_folder(tmp_path, arch):
     # the mask holds 0.2; after 2 epochs from unscaled initial weights a quarter of them still quantize to 0
     assert m["mask_density"] == pytest.approx(0.2, abs=1e-3) and 0.12 < m["density"] <= 0.2 + 1e-3
     assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_new_run_records_its_whole_evolver_rule_so_a_resume_keeps_it(monkeypatch):
+    from esl_train import config
+    from esl_train.__main__ import _config, parser
+
+    cfg = _config(parser().parse_args(["--density", "0.02"]))
+    assert cfg.evolver == config.TrainConfig(method="esl", density=0.02).evolver_settings()
+    assert cfg.evolver["drop_fraction"] == 0.3 and cfg.evolver["drop_by"] == "contribution"
+    saved = json.loads(json.dumps(cfg.to_dict()))  # what config.json holds
+    monkeypatch.setitem(config.PRESETS, "esl", {**config.PRESETS["esl"], "regrow": "random"})  # a later release
+    assert config.TrainConfig.from_dict(saved).evolver_settings() == cfg.evolver

@@ -17,7 +17,7 @@ def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int,
     inactive synapses."""
     score = torch.nan_to_num(weight.abs(), nan=0.0, posinf=_BIG)
     if rate is not None:
-        score = score * rate
+        score = (score * rate).clamp_max(_BIG)  # finite: an active synapse must stay below the inactive ones' inf
     if protected is not None:
         score = torch.where(protected, score + _BIG, score)
     score = torch.where(mask, score, torch.full_like(weight, float("inf")))
