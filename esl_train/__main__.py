@@ -56,9 +56,9 @@ def parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("mask evolver (default: the method's preset, see docs/design.md)")
     g.add_argument("--allocation", choices=ALLOCATIONS, help="layer densities: Erdős–Rényi, ER-kernel or uniform")
     g.add_argument("--regrow", choices=REGROW_RULES,
-                   help="gradient (RigL-like), random (SET-like), unexplored (random among never-active synapses) or "
-                        "unexplored-gradient (never-active synapses with the largest gradient first) or unexplored-active "
-                        "(never-active synapses, drawn in proportion to their input's spike count)")
+                   help="gradient (RigL-like), random (SET-like), unexplored (random among never-active synapses), "
+                        "unexplored-gradient (never-active synapses with the largest gradient first) or "
+                        "unexplored-active (never-active synapses, drawn in proportion to their input's spike count)")
     g.add_argument("--drop-by", choices=DROP_CRITERIA,
                    help="what makes a synapse weak: magnitude |w| (default) or contribution, |w| x its input's "
                         "spike count")
