@@ -45,15 +45,9 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
     if rule == "gradient":
         return _largest_gradient(candidates, n, dense_grad, generator)
     if rule == "unexplored-gradient":
-        fresh = candidates & unexplored
-        k = min(n, int(fresh.sum()))
-        return (_largest_gradient(fresh, k, dense_grad, generator)
-                | _largest_gradient(candidates & ~fresh, n - k, dense_grad, generator))
+        return _fresh_first(candidates, unexplored, n, lambda c, k: _largest_gradient(c, k, dense_grad, generator))
     if rule == "unexplored-active":
-        fresh = candidates & unexplored
-        k = min(n, int(fresh.sum()))
-        return (_weighted_sample(fresh, k, rate, generator)
-                | _weighted_sample(candidates & ~fresh, n - k, rate, generator))
+        return _fresh_first(candidates, unexplored, n, lambda c, k: _weighted_sample(c, k, rate, generator))
     if rule == "random":
         pool = candidates.flatten().nonzero().squeeze(1)
         idx = pool[torch.randperm(len(pool), generator=generator)[:n].to(pool.device)]
@@ -66,6 +60,13 @@ def grow(rule: str, candidates: torch.Tensor, n: int, dense_grad: torch.Tensor |
     else:
         raise ValueError(f"unknown regrow rule {rule!r}; choose one of {REGROW_RULES}")
     return _from_indices(idx, candidates)
+
+
+def _fresh_first(candidates: torch.Tensor, unexplored: torch.Tensor, n: int, pick) -> torch.Tensor:
+    """`pick(pool, k)` applied to the never-active candidates first, then to the rest for what is still missing."""
+    fresh = candidates & unexplored
+    k = min(n, int(fresh.sum()))
+    return pick(fresh, k) | pick(candidates & ~fresh, n - k)
 
 
 def _largest_gradient(candidates: torch.Tensor, n: int, dense_grad: torch.Tensor,
