@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 
-.PHONY: setup train test bench lock neurobench
+.PHONY: setup train test bench lock neurobench peer-rigl
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -22,6 +22,9 @@ test: setup
 
 neurobench: setup  # optional extra: snnTorch + NeuroBench 2.3 beside our torch 2.3.1 (bench/interop.py)
 	$(UV) pip install -q -p $(PY) "torch==2.3.1" "numpy<2" -e ".[neurobench]"
+
+peer-rigl: setup  # optional extra: the reference RigL (rigl-torch 0.5.2, no dependencies of its own) for bench/peer_rigl.py
+	$(UV) pip install -q -p $(PY) --no-deps "rigl-torch==0.5.2"
 
 lock:  # after changing dependencies in pyproject.toml
 	$(UV) pip compile -q pyproject.toml --extra test -p 3.10 --python-platform x86_64-unknown-linux-gnu -o requirements.lock

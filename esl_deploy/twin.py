@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import lava.lib.dl.slayer as slayer
 
+from esl_train.kernels import install as install_kernels
 from esl_train.models import SpikingNet
 
 from .netx_file import DECAY_SCALE, W_SCALE, NetFile
@@ -20,7 +21,8 @@ def neuron_params(neuron: dict) -> dict:
     }
 
 
-def build_twin(net: NetFile) -> SpikingNet:
+def build_twin(net: NetFile, kernels: str = "auto") -> SpikingNet:
+    """The twin; `kernels` picks the CPU implementation (esl_train.kernels): the same spikes either way."""
     cuba = slayer.block.cuba
     blocks = []
     first = net.weighted[0]
@@ -38,6 +40,7 @@ def build_twin(net: NetFile) -> SpikingNet:
                               padding=c["padding"], dilation=c["dilation"], groups=c["groups"])
         block.synapse.weight.data.copy_(w.reshape(block.synapse.weight.shape))
         blocks.append(block)
+    install_kernels(blocks, kernels)
     arch = "mlp" if first.type == "dense" else "conv"
     twin = SpikingNet(arch, blocks, net.input_shape)
     return twin.eval()

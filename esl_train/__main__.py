@@ -14,8 +14,8 @@ from pathlib import Path
 
 from . import launch
 from .cli import Parser, check_output_folder, main_wrapper
-from .config import (ALLOCATIONS, ARCHS, DATASETS, DROP_CRITERIA, EMBEDDED, LR_SCHEDULES, METHODS, REGROW_RULES,
-                     RUN_PRESETS, SCHEDULES, TrainConfig)
+from .config import (ALLOCATIONS, ARCHS, DATASETS, DROP_CRITERIA, EMBEDDED, KERNELS, LR_SCHEDULES, METHODS,
+                     REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .quiet import import_lava_dl
@@ -42,6 +42,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder (default: runs/<time>-<method>-<arch>-d<density>)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--kernels", choices=KERNELS, default="auto",
+                   help="CPU implementation of the CUBA blocks: auto (fused neuron dynamics, spike-driven first "
+                        "synapse; the same spikes, several times faster) or slayer (lava-dl's own); CUDA always "
+                        "runs lava-dl's kernels (docs/design.md)")
     p.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes for reading real data sets (framed samples are cached on disk)")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
@@ -68,6 +72,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--schedule", choices=SCHEDULES, help="drop fraction over time")
     g.add_argument("--protect-new", action=argparse.BooleanOptionalAction,
                    help="synapses grown at an update cannot be dropped at the next one")
+    g.add_argument("--regrow-dropped", action=argparse.BooleanOptionalAction,
+                   help="synapses dropped at an update may be grown again at once, keeping their weight (RigL)")
+    g.add_argument("--reset-state", choices=RESET_STATES,
+                   help="whose optimizer moments an update zeroes: every changed synapse, new ones only (RigL), none")
     g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
                    help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p
@@ -75,12 +83,13 @@ def parser() -> argparse.ArgumentParser:
 
 def _config(args) -> TrainConfig:
     evolver = {k: getattr(args, k) for k in ("allocation", "regrow", "drop_fraction", "update_interval",
-                                             "evolve_until", "schedule", "protect_new", "rescale_init", "drop_by")}
+                                             "evolve_until", "schedule", "protect_new", "rescale_init", "drop_by",
+                                             "regrow_dropped", "reset_state")}
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,
                       steps=args.steps, hidden=args.hidden, seed=args.seed, out=args.out, device=args.device,
-                      workers=args.workers, cache=args.cache, evolver=evolver)
+                      workers=args.workers, cache=args.cache, kernels=args.kernels, evolver=evolver)
     try:
         cfg.validate()
     except ValueError as e:
@@ -93,7 +102,7 @@ def _config(args) -> TrainConfig:
 
 
 # what may accompany --resume
-RESUME_FLAGS = {"--resume", "--epochs", "--no-progress", "--device", "--workers", "--cache", "--no-cache"}
+RESUME_FLAGS = {"--resume", "--epochs", "--no-progress", "--device", "--workers", "--cache", "--no-cache", "--kernels"}
 
 
 def _given(p: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -128,7 +137,7 @@ def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda val
         extra = _given(p, argv) - RESUME_FLAGS
         if extra:
             raise UsageError(f"--resume continues a run with its own settings; drop {', '.join(sorted(extra))} "
-                             "(only --epochs, to extend the run, --device, --workers, --[no-]cache and "
+                             "(only --epochs, to extend the run, --device, --workers, --[no-]cache, --kernels and "
                              "--no-progress may be given)")
         folder = Path(args.resume)
         cfg = _load_run(folder)
@@ -137,6 +146,7 @@ def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda val
         cfg.device = args.device if "--device" in given else cfg.device
         cfg.workers = args.workers if "--workers" in given else cfg.workers
         cfg.cache = args.cache if given & {"--cache", "--no-cache"} else cfg.cache
+        cfg.kernels = args.kernels if "--kernels" in given else cfg.kernels
         try:
             cfg.validate()
         except ValueError as e:

@@ -7,7 +7,9 @@ evaluates on the validation split carved from training, which is what settings a
 
 Resumable: each finished run is stored under <out>/compare_runs/<hash of its settings>.json and skipped when the
 sweep is started again; after every finished run the table (marked partial until all runs are in), the plots and
-<out>/<name>.json are rewritten, so a sweep can be done in pieces and stopped at any time."""
+<out>/<name>.json are rewritten from every stored run, so a sweep can be done in pieces and stopped at any time.
+`--shard K/N` trains only the missing runs whose key falls in share K of N: N invocations sharing the folder (a
+Slurm array, several machines) split a sweep between them, each run trained once."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_text
-from .config import DATASETS, METHODS, TrainConfig
+from .config import DATASETS, KERNELS, METHODS, TrainConfig
 from .errors import UsageError
 
 DENSITIES = (0.2, 0.1, 0.05, 0.02, 0.01)
@@ -34,7 +36,8 @@ BENCH = {"dataset": "digits-bench", "arch": "mlp", "epochs": 6, "steps": 20, "hi
          "lr": 2e-3, "lr_schedule": "cosine"}
 SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the twin's forward pass)
 # evolver flags added after runs were stored: at their default they mean "as before", so they leave the key alone
-LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude")}
+LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude"), ("regrow_dropped", False),
+                  ("reset_state", "changed")}
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 
 
@@ -59,6 +62,8 @@ def run_key(cfg: TrainConfig, last_k: int) -> str:
     ident = {**cfg.to_dict(), "evolver": evolver, "out": None, "last_k": last_k, "v": MEASURE_VERSION}
     for k in ("device", "workers", "cache"):  # where and how it runs, not what it is
         ident.pop(k, None)
+    if ident.get("kernels") == "slayer":  # runs stored before --kernels existed ran lava-dl's code: same keys
+        ident.pop("kernels")
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -99,7 +104,7 @@ def _train_and_measure(job: dict) -> dict:
     return {
         "key": job["key"], "label": job["label"], "method": cfg.method, "density": cfg.density, "seed": cfg.seed,
         "dataset": cfg.dataset, "arch": cfg.arch, "epochs": cfg.epochs, "steps": cfg.steps, "hidden": cfg.hidden,
-        "evolver": m["evolver"], "last_k": job["last_k"], "device": str(r.device),
+        "evolver": m["evolver"], "last_k": job["last_k"], "device": str(r.device), "kernels": cfg.kernels,
         "test_accuracy": declared_accuracy(r.history, "test", job["last_k"]),
         "val_accuracy": declared_accuracy(r.history, "val", job["last_k"]) if "val_accuracy" in last else None,
         "final_test_accuracy": last["test_accuracy"], "test_samples": len(r.data.test),
@@ -118,7 +123,7 @@ def jobs(args) -> list[dict]:
     together, so that a sweep stopped early has whole cells (the first densities) rather than a seed of each."""
     base = {"epochs": args.epochs, "steps": args.steps, "hidden": args.hidden, "arch": args.arch,
             "dataset": args.dataset, "data_dir": args.data_dir, "batch_size": args.batch_size, "lr": args.lr,
-            "lr_schedule": args.lr_schedule, "device": args.device}
+            "lr_schedule": args.lr_schedule, "device": args.device, "kernels": args.kernels}
     variants = {m: {"method": m} for m in args.methods}
     variants.update(args.variants)
     out = []
@@ -276,7 +281,7 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
     order = {j["key"]: i for i, j in enumerate(todo)}
     runs = sorted(runs, key=lambda r: order[r["key"]])  # the sweep's order, whichever run finished first
     rows = summarize(runs, args.split)
-    kept = {k: v for k, v in vars(args).items() if k not in ("out", "render_only")}  # what the sweep is
+    kept = {k: v for k, v in vars(args).items() if k not in HOW}  # what the sweep is
     record = {"settings": {**kept, "command": command(args)}, "summary": rows, "runs": runs}
     write_text(folder / f"{args.name}.json", json.dumps(record, indent=1))
     plots(runs, rows, folder, args.name, args.split)
@@ -330,10 +335,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--last-k", type=int, default=3, help="accuracy = mean of the last k epochs")
     p.add_argument("--jobs", type=int, default=2, help="parallel training processes (one torch thread each)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--kernels", default="auto", choices=KERNELS,
+                   help="CPU implementation of the CUBA blocks (python -m esl_train --help); runs stored before this "
+                        "option existed were trained with slayer")
+    p.add_argument("--shard", default=(0, 1), type=shard, metavar="K/N",
+                   help="train only share K of N (0 <= K < N) of the missing runs, split by run key: N invocations "
+                        "sharing --out split the sweep (docs/scaling.md)")
     p.add_argument("--quick", action="store_true", help="embedded digits, 1 seed, density 0.1, 2 epochs, tiny net")
     p.add_argument("--render-only", action="store_true",
                    help="rewrite the table, <name>.json and the plots from the stored runs; train nothing")
     return p
+
+
+def shard(value: str) -> tuple[int, int]:
+    """--shard K/N as (K, N)."""
+    try:
+        k, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes K/N, e.g. 0/4, got {value!r}") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 0 <= K < N, got {value!r}")
+    return k, n
+
+
+def in_shard(key: str, part: tuple[int, int]) -> bool:
+    return int(key, 16) % part[1] == part[0]
+
+
+HOW = ("out", "render_only", "shard")  # how a sweep is run, not what it is
 
 
 def settings(argv: list[str]) -> argparse.Namespace:
@@ -351,7 +380,7 @@ def command(args: argparse.Namespace) -> str:
     words = ["python -m esl_train.compare", *(["--quick"] if args.quick else [])]
     for key, default in vars(settings(words[1:])).items():
         value = getattr(args, key)
-        if key in ("out", "quick", "render_only") or value == default:
+        if key in (*HOW, "quick") or value == default:
             continue
         option = f"--{key.replace('_', '-')}"
         if isinstance(value, list):
@@ -360,6 +389,12 @@ def command(args: argparse.Namespace) -> str:
             words += [option, shlex.quote(json.dumps(value) if isinstance(value, dict) else f"{value:g}"
                                           if isinstance(value, float) else str(value))]
     return " ".join(words)
+
+
+def stored(store: Path, todo: list[dict]) -> list[dict]:
+    """The sweep's runs found in the store (from any sweep, any shard), each labelled as this sweep labels it."""
+    return [{**json.loads((store / f"{j['key']}.json").read_text()), "label": j["label"]}
+            for j in todo if (store / f"{j['key']}.json").exists()]
 
 
 def main(argv=None) -> int:
@@ -387,13 +422,12 @@ def main(argv=None) -> int:
     folder = Path(args.out)
     store = folder / "compare_runs"  # shared by every sweep in --out: the same run is never trained twice
     store.mkdir(parents=True, exist_ok=True)
-    # a stored run may come from another sweep (the same settings under another label): label it as this one does
-    runs = [{**json.loads((store / f"{j['key']}.json").read_text()), "label": j["label"]}
-            for j in todo if (store / f"{j['key']}.json").exists()]
+    runs = stored(store, todo)
     pending = [j for j in todo if not (store / f"{j['key']}.json").exists()]
-    print(f"{len(todo)} runs: {len(runs)} stored, {len(pending)} to do", flush=True)
-    if args.render_only:
-        pending = []
+    mine = [j for j in pending if in_shard(j["key"], args.shard)]
+    share = f" ({len(mine)} in shard {args.shard[0]}/{args.shard[1]})" if args.shard[1] > 1 else ""
+    print(f"{len(todo)} runs: {len(runs)} stored, {len(pending)} to do{share}", flush=True)
+    pending = [] if args.render_only else mine
     from tqdm import tqdm
 
     if pending:  # rendering alone needs neither Lava nor the data
@@ -416,7 +450,7 @@ def main(argv=None) -> int:
                         bar.write(f"run {run['label']} ({run['key']}) failed: {run['error']}", file=sys.stderr)
                         continue
                     write_text(store / f"{run['key']}.json", json.dumps(run))
-                    runs.append(run)
+                    runs = stored(store, todo)  # with the runs other shards have finished meanwhile
                     render(args, todo, runs, wall0 + time.perf_counter() - start)
                     if bar.disable:
                         print(f"{len(runs)}/{len(todo)} {run['label']} d={run['density']:g} seed {run['seed']}: "
@@ -425,6 +459,7 @@ def main(argv=None) -> int:
         print(f"\ninterrupted: {len(runs)} of {len(todo)} runs stored; run the same command to continue",
               file=sys.stderr)
         return 130
+    runs = stored(store, todo)
     if not runs:
         return 0
     print(render(args, todo, runs, wall0 + time.perf_counter() - start))

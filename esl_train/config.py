@@ -18,9 +18,13 @@ ACTIVITY_RULES = ("unexplored-active",)  # rules that need the presynaptic spike
 DROP_CRITERIA = ("magnitude", "contribution")  # |w|, or |w| x presynaptic spike rate (the synapse's mean drive)
 SCHEDULES = ("cosine", "constant")
 LR_SCHEDULES = ("constant", "cosine")
+# CPU implementation of the CUBA blocks: ours (fused neuron dynamics, spike-driven first synapse) or lava-dl's own
+KERNELS = ("auto", "slayer")
 
+RESET_STATES = ("changed", "new", "none")  # whose optimizer moments an update zeroes (sparsity.EvolverConfig)
 EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
-                "protect_new", "rescale_init", "drop_by")  # the fields of sparsity.EvolverConfig besides density
+                "protect_new", "rescale_init", "drop_by", "regrow_dropped",
+                "reset_state")  # the fields of sparsity.EvolverConfig besides density
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
 PRESETS: dict[str, dict] = {
@@ -28,9 +32,11 @@ PRESETS: dict[str, dict] = {
     # SET (Mocanu 2018): ER graph, after every epoch drop 30 % smallest |w|, regrow as many at random.
     "set": {"allocation": "er", "regrow": "random", "schedule": "constant", "drop_fraction": 0.3,
             "update_interval": 0, "evolve_until": 1.0},
-    # RigL (Evci 2020): ERK, every 100 steps drop smallest |w|, grow largest |grad|, cosine decay to 75 %.
+    # RigL (Evci 2020, google-research/rigl): ERK, every 100 steps drop the smallest |w|, then grow the largest
+    # |dense grad| among every connection inactive after the drop (a just-dropped one can be chosen again and keeps
+    # its weight and optimizer state); new connections start at zero with zeroed optimizer state; cosine decay to 75 %.
     "rigl": {"allocation": "erk", "regrow": "gradient", "schedule": "cosine", "drop_fraction": 0.3,
-             "update_interval": 100, "evolve_until": 0.75},
+             "update_interval": 100, "evolve_until": 0.75, "regrow_dropped": True, "reset_state": "new"},
     # ESL (Shen 2023): ER graph, weak synapses pruned and new ones regenerated every T_iter steps at fixed
     # density. Rule and schedule are not published; this one won the ablations on the benchmark set's validation
     # split (docs/tuning.md): every 100 steps drop the 10 % weakest by contribution, |w| x the input's spike count
@@ -73,6 +79,7 @@ class TrainConfig:
     device: str = "auto"  # where it trains (esl_train.device); not part of what the run is: a resume may move it
     workers: int = 0  # DataLoader worker processes (0: load in the training process); a resume may change it
     cache: bool = True  # real data sets: keep framed samples in tonic's disk cache; a resume may change it
+    kernels: str = "auto"  # esl_train.kernels (auto) or lava-dl's own CPU code (slayer); a resume may change it
     evolver: dict = field(default_factory=dict)  # overrides of the method's preset
 
     def evolver_settings(self) -> dict:
@@ -111,6 +118,8 @@ class TrainConfig:
         check_name(self.device)
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 0:
             raise ValueError(f"--workers must be 0 or more, got {self.workers}")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"unknown --kernels {self.kernels!r}; choose one of {', '.join(KERNELS)}")
         if not isinstance(self.cache, bool):
             raise ValueError(f"cache must be true or false, got {self.cache!r}")
         if not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):
@@ -124,5 +133,7 @@ class TrainConfig:
             raise ValueError(f"unknown --drop-by {ev['drop_by']!r}; choose one of {', '.join(DROP_CRITERIA)}")
         if ev.get("regrow", "gradient") not in REGROW_RULES:
             raise ValueError(f"unknown --regrow {ev['regrow']!r}; choose one of {', '.join(REGROW_RULES)}")
+        if ev.get("reset_state", "changed") not in RESET_STATES:
+            raise ValueError(f"unknown --reset-state {ev['reset_state']!r}; choose one of {', '.join(RESET_STATES)}")
         if ev.get("update_interval", 0) < 0:
             raise ValueError(f"--update-interval must be >= 0 (0 = once per epoch), got {ev['update_interval']}")

@@ -11,6 +11,7 @@ import lava.lib.dl.slayer as slayer
 
 from .config import ARCHS
 from .export import layer_name
+from .kernels import install as install_kernels
 
 # CUBA LIF parameters from lava-dl's N-MNIST tutorial; decays fixed (not learnt) so export is exact.
 NEURON = {
@@ -48,7 +49,8 @@ class SpikingNet(torch.nn.Module):
 
 
 def build(arch: str, input_shape: tuple[int, int, int], num_classes: int, hidden: int = 128,
-          dropout: float = 0.05, weight_scale: float = 2.0) -> SpikingNet:
+          dropout: float = 0.05, weight_scale: float = 2.0, kernels: str = "auto") -> SpikingNet:
+    """The network; `kernels` picks the CPU implementation of its blocks (esl_train.kernels), not what it computes."""
     p, h, w = input_shape
     drop = {**NEURON, "dropout": slayer.neuron.Dropout(p=dropout)} if dropout > 0 else NEURON
     cuba = slayer.block.cuba
@@ -69,4 +71,5 @@ def build(arch: str, input_shape: tuple[int, int, int], num_classes: int, hidden
         ]
     else:
         raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")
+    install_kernels(blocks, kernels)
     return SpikingNet(arch, blocks, input_shape)

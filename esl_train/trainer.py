@@ -23,6 +23,7 @@ from . import distributed, slayer_cuda
 from .atomic import atomic_path, write_text
 from .config import TrainConfig
 from .data import SpikeData, load_dataset
+from .data.framing import collate
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .export import export_netx, read_synapses
@@ -76,7 +77,7 @@ class Run:
                                  "training samples; start fewer processes or pass a smaller --batch-size")
             self.sampler = torch.utils.data.DistributedSampler(self.data.train, self.world_size, self.rank,
                                                                shuffle=True, seed=config.seed)
-        loading = {"num_workers": config.workers, "persistent_workers": config.workers > 0}
+        loading = {"num_workers": config.workers, "persistent_workers": config.workers > 0, "collate_fn": collate}
         self.train_loader = torch.utils.data.DataLoader(self.data.train, batch_size=config.batch_size,
                                                         shuffle=self.sampler is None, sampler=self.sampler,
                                                         generator=self.loader_rng, **loading)
@@ -87,7 +88,8 @@ class Run:
         warning = slayer_cuda.prepare(self.device)
         if warning and self.rank == 0:
             print(warning, file=sys.stderr, flush=True)
-        self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden)
+        self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden,
+                         kernels=config.kernels)
         self.net.to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
         self.loss_fn = make_loss()
@@ -182,12 +184,17 @@ class Run:
                 total[k] += n
         return total
 
-    def _check_finite(self, what: str, tensors) -> None:
-        """A diverged run (NaN/inf) must stop here: NaN weights make no spikes, so the loss alone can look fine."""
-        flags = [torch.isfinite(t).all() for t in tensors]
-        if flags and not bool(torch.stack(flags).all()):  # one device sync, not one per tensor
-            raise UsageError(f"{what} became non-finite (NaN or inf) in epoch {self.epoch + 1}; the last good "
-                             f"checkpoint is kept in {self.folder} - lower --lr and run again with --resume")
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """A diverged run (NaN/inf) must stop here: NaN weights make no spikes, so the loss alone can look fine.
+        Loss, gradients and weights are checked as one flag: one host sync per step, not one per tensor."""
+        tensors = [loss, *(p.grad for p in self.net.parameters() if p.grad is not None), *self.net.parameters()]
+        if bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+            return
+        what = (f"loss became {float(loss)}" if not torch.isfinite(loss) else "gradients became non-finite (NaN or inf)"
+                if any(not torch.isfinite(p.grad).all() for p in self.net.parameters() if p.grad is not None)
+                else "weights became non-finite (NaN or inf)")
+        raise UsageError(f"{what} in epoch {self.epoch + 1}; the last good "
+                         f"checkpoint is kept in {self.folder} - lower --lr and run again with --resume")
 
     def fit(self, progress: bool = True, log: bool = True) -> None:
         """Train until the configured epochs; `progress` shows a bar, `log` prints one line per epoch."""
@@ -213,14 +220,10 @@ class Run:
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 out = self.model(x)
                 loss = self.loss_fn(out, y)
-                if not torch.isfinite(loss):
-                    raise UsageError(f"loss became {float(loss)} in epoch {self.epoch + 1}; the last good checkpoint "
-                                     f"is kept in {self.folder} - lower --lr and run again with --resume")
                 self.optimizer.zero_grad()
                 loss.backward()
-                self._check_finite("gradients", (p.grad for p in self.net.parameters() if p.grad is not None))
                 self.optimizer.step()
-                self._check_finite("weights", self.net.parameters())
+                self._check_finite(loss)
                 if self.lr_scheduler:
                     self.lr_scheduler.step()
                 if self.evolver and self.evolver.step():

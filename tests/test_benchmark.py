@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+import uuid
 
 import numpy as np
 import pytest
@@ -248,6 +249,9 @@ def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
     key = lambda **ev: run_key(TrainConfig(method="set", density=0.1, evolver=ev), 1)  # noqa: E731
     assert key(drop_by="magnitude") == key()  # the key of every run trained before --drop-by existed
     assert key(drop_by="contribution") != key()
+    # runs stored before --kernels existed ran lava-dl's code: they are the slayer runs; ours are new runs
+    cfg = lambda k: TrainConfig(method="set", density=0.1, kernels=k)  # noqa: E731
+    assert run_key(cfg("slayer"), 1) == key() != run_key(cfg("auto"), 1)
     # the ESL rule of rounds 2-5 stays addressable as a variant, with the keys of its stored runs
     old = TrainConfig(method="esl", density=0.1, evolver={"regrow": "unexplored", "drop_by": "magnitude"})
     assert run_key(old, 1) != run_key(TrainConfig(method="esl", density=0.1), 1)
@@ -313,3 +317,42 @@ def test_rendered_command_says_each_setting_once_and_reproduces_the_sweep():
     again, original = vars(compare.settings(words[3:])), vars(compare.settings(argv))
     assert {k: v for k, v in again.items() if k != "out"} == {k: v for k, v in original.items() if k != "out"}
     assert compare.command(compare.settings(["--quick"])) == "python -m esl_train.compare --quick"
+
+
+def test_two_shards_in_one_folder_train_each_run_exactly_once(tmp_path, monkeypatch):
+    """--shard K/N: two invocations sharing the store train disjoint shares that together cover the sweep, and each
+    renders the table from every stored run (its own and the other shard's)."""
+    from esl_train import compare
+
+    trained = tmp_path / "trained"
+    trained.mkdir()
+
+    def fake(job):  # a finished run's record, without training (runs in the pool's forked workers)
+        (trained / f"{job['key']}.{uuid.uuid4().hex}").touch()  # one file per training
+        cfg = job["config"]
+        return {"key": job["key"], "label": job["label"], "method": cfg["method"], "density": cfg["density"],
+                "seed": cfg["seed"], "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10,
+                "file_bytes": 5, "wall_seconds": 1.0, "evolver_share": 0.0, "test_samples": 360,
+                "history": [{"epoch": 1, "test_accuracy": 0.5, "explored": {"layer1": 1.0}}]}
+
+    monkeypatch.setattr(compare, "_train_and_measure", fake)
+    argv = ["--quick", "--out", str(tmp_path), "--seeds", "0,1,2", "--jobs", "2", "--densities", "0.1,0.05"]
+    todo = compare.jobs(compare.settings(argv))
+    assert compare.main([*argv, "--shard", "0/2"]) == 0
+    keys = lambda: sorted(p.name.split(".")[0] for p in trained.iterdir())  # noqa: E731
+    assert 0 < len(keys()) < len(todo)
+    assert compare.main([*argv, "--shard", "1/2"]) == 0
+    assert keys() == sorted(j["key"] for j in todo)  # every run trained, none twice
+    assert f"All {len(todo)} runs finished." in (tmp_path / "benchmarks.md").read_text()
+    assert compare.main([*argv, "--shard", "0/2"]) == 0  # nothing left to do
+    assert keys() == sorted(j["key"] for j in todo)
+    assert "--shard" not in compare.command(compare.settings([*argv, "--shard", "1/2"]))
+
+
+@pytest.mark.parametrize("bad", ["2/2", "1", "a/b", "-1/3"])
+def test_a_bad_shard_is_one_usage_line(bad, capsys):
+    from esl_train import compare
+
+    with pytest.raises(SystemExit) as e:
+        compare.settings(["--shard", bad])
+    assert e.value.code == 2 and "--shard" in capsys.readouterr().err

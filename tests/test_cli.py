@@ -32,6 +32,7 @@ def test_help_is_fast():
     (["--arch", "resnet"], "invalid choice"),
     (["--dataset", "imagenet"], "invalid choice"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--kernels", "numba"], "invalid choice"),
     (["--dataset", "nmnist"], "--data-dir"),
     (["--dataset", "nmnist", "--data-dir", "/nonexistent"], "put train.zip"),
     (["--method", "static", "--regrow", "random"], "does not evolve"),

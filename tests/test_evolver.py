@@ -1,5 +1,6 @@
 """The mask evolver's invariants, checked on random layer shapes, densities and schedules."""
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,3 +122,42 @@ def test_state_dict_round_trip_restores_masks_and_schedule():
     ev2.load_state_dict(state)
     assert torch.equal(ev2.masks["l0"], ev.masks["l0"]) and ev2.step_count == ev.step_count
     assert torch.equal(torch.randperm(50, generator=ev.generator), torch.randperm(50, generator=ev2.generator))
+
+
+def rigl_toy(grad, reset_state="new"):
+    """One layer of 6 synapses, 3 active (w = 0.5, -0.1, 0.3), Adam state set by hand, RigL's rule at drop 1/3."""
+    layer = torch.nn.Linear(6, 1, bias=False)
+    opt = torch.optim.Adam(layer.parameters())
+    cfg = EvolverConfig(density=0.5, regrow="gradient", drop_fraction=1 / 3, regrow_dropped=True,
+                        reset_state=reset_state, schedule="constant")
+    ev = MaskEvolver({"l": (layer, layer.weight)}, opt, cfg, total_steps=100)
+    ev.masks["l"].copy_(torch.tensor([[True, True, True, False, False, False]]))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -0.1, 0.3, 0.0, 0.0, 0.0]]))
+    opt.state[layer.weight] = {"step": torch.tensor(7.0), "exp_avg": torch.full((1, 6), 0.2),
+                               "exp_avg_sq": torch.full((1, 6), 0.04)}
+    ev._dense_grads["l"] = torch.tensor([grad])
+    with torch.no_grad():
+        ev._update(1 / 3)
+    return ev.masks["l"][0].tolist(), layer.weight[0].tolist(), opt.state[layer.weight], ev.history[-1]["swaps"]["l"]
+
+
+def test_rigl_regrows_a_just_dropped_synapse_with_its_weight_and_state():
+    """The weakest active synapse (-0.1) is dropped, then it has the largest dense gradient of every connection
+    inactive after the drop: RigL grows it again, as it was (weight, Adam moments), and nothing changes."""
+    mask, w, state, swaps = rigl_toy([0.0, 0.9, 0.0, 0.2, 0.05, 0.0])
+    assert mask == [True, True, True, False, False, False]
+    assert w == pytest.approx([0.5, -0.1, 0.3, 0, 0, 0])
+    assert torch.all(state["exp_avg"] == 0.2) and torch.all(state["exp_avg_sq"] == 0.04) and swaps == 0
+
+
+@pytest.mark.parametrize("reset_state, zeroed", [("new", [3]), ("changed", [1, 3]), ("none", [])])
+def test_rigl_grows_by_gradient_at_zero_and_resets_the_state_it_is_told_to(reset_state, zeroed):
+    mask, w, state, swaps = rigl_toy([0.0, 0.1, 0.0, 0.9, 0.05, 0.0], reset_state)
+    assert mask == [True, False, True, True, False, False] and swaps == 1  # -0.1 out, the largest |grad| in
+    assert w == pytest.approx([0.5, 0, 0.3, 0, 0, 0])  # the new synapse starts at zero
+    for key, value in (("exp_avg", 0.2), ("exp_avg_sq", 0.04)):
+        expected = torch.full((1, 6), value)
+        expected[0, zeroed] = 0
+        assert torch.equal(state[key], expected)
+    assert state["step"] == 7  # Adam's step count is global: it is not reset

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from tonic.transforms import ToFrame
@@ -82,3 +84,28 @@ class BoolSpikes(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.x[i].float(), self.y[i]
+
+    def __getitems__(self, indices):
+        """A whole batch in one gather and one conversion (the DataLoader's batched fetch): the same tensors as
+        stacking the samples one by one, several times faster with `collate`."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return SpikeBatch(self.x[idx].float(), self.y[idx])
+
+
+class SpikeBatch(Sequence):
+    """The samples of a batch fetched whole: `collate` hands out the batch tensors as they are; any other collate
+    function sees an ordinary list of (spikes, label) samples."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, k):
+        return self.x[k], self.y[k]
+
+
+def collate(samples):
+    """The DataLoader's collate_fn for every data set: batches fetched whole pass through, samples are stacked."""
+    return [samples.x, samples.y] if isinstance(samples, SpikeBatch) else torch.utils.data.default_collate(samples)

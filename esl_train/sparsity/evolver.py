@@ -41,6 +41,12 @@ class EvolverConfig:
     # (docs/tuning.md); neither rigl-torch nor Google's RigL rescales.
     rescale_init: bool = False
     drop_by: str = "magnitude"  # or "contribution": |w| x the input's spike count since the last update
+    # RigL's rule: synapses dropped at an update compete for regrowth at the same update (by the regrow rule); one
+    # chosen again keeps its weight and optimizer state. Off: only synapses inactive before the update can grow.
+    regrow_dropped: bool = False
+    # whose optimizer moments (momentum, Adam's two moments) an update zeroes: every changed synapse (changed), the
+    # newly grown ones only (new: google-research/rigl), or none (rigl-torch, which resets only SGD momentum)
+    reset_state: str = "changed"
 
 
 class MaskEvolver:
@@ -144,15 +150,18 @@ class MaskEvolver:
             protected = self.grown[k] if self.config.protect_new else None
             rate = self.input_spikes[k].view(1, -1, *[1] * (w.dim() - 2))
             dropped = drop_weakest(w, mask, n, protected, rate if self.config.drop_by == "contribution" else None)
-            grown = grow(self.config.regrow, ~mask, n, self._dense_grads.get(k), self.generator, ~self.explored[k],
-                         rate)
-            changed = dropped | grown
-            mask.logical_and_(~dropped).logical_or_(grown)
-            self.explored[k].logical_or_(grown)
-            self.grown[k] = grown
-            w.masked_fill_(changed, 0.0)  # grown synapses start at zero (RigL)
-            self._reset_optimizer_state(w, changed)
-            swaps[k] = n
+            candidates = ~mask | dropped if self.config.regrow_dropped else ~mask
+            grown = grow(self.config.regrow, candidates, n, self._dense_grads.get(k), self.generator,
+                         ~self.explored[k], rate)
+            new, removed = grown & ~mask, dropped & ~grown  # a synapse dropped and grown again stays as it was
+            mask.logical_and_(~removed).logical_or_(new)
+            self.explored[k].logical_or_(new)
+            self.grown[k] = new
+            w.masked_fill_(removed | new, 0.0)  # new synapses start at zero (RigL)
+            reset = {"changed": removed | new, "new": new, "none": None}[self.config.reset_state]
+            if reset is not None:
+                self._reset_optimizer_state(w, reset)
+            swaps[k] = int(new.sum())
         for spikes in self.input_spikes.values():
             spikes.zero_()
         self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
@@ -160,7 +169,8 @@ class MaskEvolver:
         distributed.check_same(self.weights, "weights")
 
     def _reset_optimizer_state(self, w: torch.Tensor, changed: torch.Tensor) -> None:
-        """Zero momentum (and Adam's second moment) of changed synapses so stale state cannot move them."""
+        """Zero momentum (and Adam's second moment) of `changed` synapses so stale state cannot move them. Adam's step
+        count stays global, so a synapse whose moments restart at zero takes larger first steps (up to ~3x lr)."""
         for value in self.optimizer.state.get(w, {}).values():
             if torch.is_tensor(value) and value.shape == w.shape:
                 value.masked_fill_(changed, 0.0)

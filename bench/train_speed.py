@@ -1,0 +1,224 @@
+"""Training speed on a CPU, in one run: lava-dl's own CUBA code (`--kernels slayer`) against ours (`--kernels auto`),
+samples/s and peak RSS, MLP and conv, batch 32 and 128, one and two threads; and the spike-driven first synapse
+against SLAYER's Conv3d over the input density (where its break-even lies).
+
+    .venv/bin/python bench/train_speed.py [--batches 30] [--archs mlp,conv]
+    .venv/bin/python bench/train_speed.py --accuracy   # paired test accuracy, slayer vs auto, from stored runs
+
+Each configuration trains ESL at density 0.1 on digits-bench (T=20, the benchmark protocol's optimizer, masks and
+hooks) in its own process, so that peak RSS is its own: one epoch of `--batches` batches to warm up, then one more,
+timed (the trainer's train_seconds: training steps only, no evaluation). Writes the tables into docs/benchmarks.md
+(section train-speed). `--accuracy` compares the stored runs of the longer protocol (dense and ESL at 0.1, 15 epochs,
+final model) trained by lava-dl's code with the same seeds trained by ours (`compare --name kernels-auto`), seed
+by seed (section kernels-accuracy)."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def one(arch: str, batch: int, threads: int, kernels: str, batches: int) -> dict:
+    """Train one configuration (in this process) and return its speed."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from esl_train.quiet import import_lava_dl
+
+    import_lava_dl()
+    from esl_train import trainer
+    from esl_train.config import TrainConfig
+    from esl_train.data import load_dataset
+    from esl_train.data.framing import BoolSpikes
+
+    data = load_dataset("digits-bench", 20)
+    n = batch * batches
+    data.train = BoolSpikes(data.train.x[:n].clone(), data.train.y[:n].clone())  # copies: the full set is freed
+    data.test, data.val = BoolSpikes(data.test.x[:256].clone(), data.test.y[:256].clone()), None
+    gc.collect()
+    reset_peak_rss()
+    cfg = TrainConfig(dataset="digits-bench", arch=arch, batch_size=batch, epochs=1, lr=2e-3, lr_schedule="cosine",
+                      method="esl", density=0.1, kernels=kernels)
+    with tempfile.TemporaryDirectory() as folder:
+        r = trainer.Run(cfg, Path(folder), data)
+        r.fit(progress=False, log=False)  # warm-up: numba's cache, allocator, first-call costs
+        warm = r.train_seconds
+        r.config.epochs = 2
+        r.fit(progress=False, log=False)
+    seconds = r.train_seconds - warm
+    return {"arch": arch, "batch": batch, "threads": threads, "kernels": kernels, "samples": n,
+            "samples_per_s": n / seconds, "step_ms": 1000 * seconds / batches,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def reset_peak_rss() -> None:
+    """Start the peak-RSS count afresh (Linux: writing 5 to /proc/self/clear_refs resets VmHWM), so that the peak
+    is training's, not that of loading and unpacking the data set."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synapse_break_even(densities: list[float], repeat: int = 10) -> list[dict]:
+    """Forward plus weight gradient of the default MLP's first synapse (batch 128, T=20, one thread): SLAYER's
+    Conv3d against the spike-driven synapse, on random binary inputs of each density."""
+    import torch
+
+    torch.set_num_threads(1)
+    from esl_train.quiet import import_lava_dl
+
+    slayer = import_lava_dl().slayer
+    from esl_train.kernels.synapse import SpikeDrivenDense
+    from esl_train.models import NEURON
+
+    rows = []
+    for density in densities:
+        times = {}
+        for name in ("slayer", "spike-driven"):
+            block = slayer.block.cuba.Dense(NEURON, 1152, 128, weight_scale=2)
+            if name == "spike-driven":
+                block.synapse.__class__ = SpikeDrivenDense
+                block.synapse.spike_driven = lambda x: True  # measure it even above the break-even
+            x = (torch.rand(128, 1152, 20, generator=torch.Generator().manual_seed(0)) < density).float()
+            g = torch.randn(128, 128, 20)
+            for k in range(repeat + 2):
+                if k == 2:
+                    start = time.perf_counter()
+                block.synapse.weight.grad = None
+                (block.synapse(x) * g).sum().backward()
+            times[name] = 1000 * (time.perf_counter() - start) / repeat
+        rows.append({"density": density, **times})
+    return rows
+
+
+def measure(args) -> list[dict]:
+    results = []
+    configs = [(a, b, t, k) for a in args.archs for b in (32, 128) for t in (1, 2) for k in ("slayer", "auto")]
+    from tqdm import tqdm
+
+    for arch, batch, threads, kernels in tqdm(configs, desc="train-speed", unit="config", disable=None):
+        cmd = [sys.executable, __file__, "--one", json.dumps([arch, batch, threads, kernels, args.batches])]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        if p.returncode != 0:
+            raise SystemExit(f"{arch} batch {batch} threads {threads} {kernels} failed:\n{p.stderr[-2000:]}")
+        results.append(json.loads(p.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def render(results: list[dict], synapse: list[dict], args, wall: float) -> str:
+    by = {(r["arch"], r["batch"], r["threads"], r["kernels"]): r for r in results}
+    lines = ["| network | batch | threads | lava-dl (`--kernels slayer`) samples/s | ours (`auto`) samples/s | "
+             "speed-up | step ms (slayer / auto) | peak RSS MB (slayer / auto) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for (arch, batch, threads, kernels), r in by.items():
+        if kernels != "slayer":
+            continue
+        a = by[(arch, batch, threads, "auto")]
+        lines.append(f"| {arch} | {batch} | {threads} | {r['samples_per_s']:,.0f} | {a['samples_per_s']:,.0f} | "
+                     f"**{a['samples_per_s'] / r['samples_per_s']:.2f}x** | {r['step_ms']:.1f} / {a['step_ms']:.1f} | "
+                     f"{r['peak_rss_mb']:,.0f} / {a['peak_rss_mb']:,.0f} |")
+    syn = ["| input density | SLAYER Conv3d ms | spike-driven ms | spike-driven / Conv3d |", "|---:|---:|---:|---:|"]
+    syn += [f"| {s['density']:g} | {s['slayer']:.2f} | {s['spike-driven']:.2f} | {s['spike-driven'] / s['slayer']:.2f} |"
+            for s in synapse]
+    cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
+    return "\n".join([
+        "## Training speed on a CPU: lava-dl's CUBA code against ours", "",
+        "```", f"python bench/train_speed.py --batches {args.batches} --archs {','.join(args.archs)}", "```", "",
+        f"Measured on a {cpu} (no GPU, nothing else running), {time.strftime('%Y-%m-%d')}; {wall / 60:.0f} min for "
+        "the whole run. ESL at density 0.1 on digits-bench (T=20, Adam, cosine learning rate, masks and their hooks "
+        f"as in training); each configuration in its own process: one epoch of {args.batches} batches to warm up, "
+        "then one more, timed (training steps only). Peak RSS is the process's largest resident size from the start of "
+        "training (VmHWM reset after the data set is loaded and cut to the batches used). Both columns use the same "
+        "batched data loading.", "",
+        *lines, "",
+        "The first synapse of the MLP, forward plus weight gradient (batch 128, 1,152 inputs, 128 outputs, T=20, one "
+        "thread, random binary inputs): the spike-driven synapse runs where the input density is below "
+        "`esl_train.kernels.synapse.BREAK_EVEN`, SLAYER's Conv3d elsewhere (digits-bench's input density is about "
+        "0.10).", "", *syn])
+
+
+def accuracy(seeds=(0, 1, 2)) -> str:
+    """Paired test accuracy (ours - lava-dl's) of stored compare runs of the longer protocol."""
+    from esl_train.compare import ci95, run_key
+    from esl_train.config import TrainConfig
+
+    base = {"dataset": "digits-bench", "arch": "mlp", "epochs": 15, "steps": 20, "hidden": 128, "batch_size": 128,
+            "lr": 2e-3, "lr_schedule": "cosine"}
+    store = ROOT / "docs" / "compare_runs"
+    lines = ["| run | seed | lava-dl (`slayer`) test % | ours (`auto`) test % | ours - lava-dl |", "|---|---:|---:|---:|---:|"]
+    summary = []
+    for method, density in (("dense", 1.0), ("esl", 0.1)):
+        diffs = []
+        for seed in seeds:
+            acc = {}
+            for k in ("slayer", "auto"):
+                f = store / f"{run_key(TrainConfig(**base, method=method, density=density, seed=seed, kernels=k), 1)}.json"
+                acc[k] = 100 * json.loads(f.read_text())["test_accuracy"] if f.exists() else None
+            if None in acc.values():
+                raise SystemExit(f"{method} seed {seed}: no stored run for {[k for k, v in acc.items() if v is None]}; "
+                                 "train them with bench/compare.py (docs/benchmarks.md, kernels-auto)")
+            diffs.append(acc["auto"] - acc["slayer"])
+            lines.append(f"| {method} {density:g} | {seed} | {acc['slayer']:.2f} | {acc['auto']:.2f} | {diffs[-1]:+.2f} |")
+        mean, half = ci95(diffs)
+        summary.append(f"{method} {density:g}: {mean:+.2f} ± {half:.2f} points")
+    return "\n".join(["## Training with our kernels: the same accuracy", "", "```",
+                      "python bench/train_speed.py --accuracy", "```", "",
+                      f"Paired test accuracy on the longer protocol ({len(seeds)} seeds, the same data order and initial "
+                      "weights per seed), ours minus lava-dl's, with its 95 % CI: " + "; ".join(summary) + ".", "",
+                      *lines])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batches", type=int, default=30, help="timed batches per configuration")
+    p.add_argument("--archs", default="mlp,conv", type=lambda v: v.split(","))
+    p.add_argument("--densities", default="0.01,0.02,0.05,0.08,0.1,0.2", type=lambda v: [float(d) for d in v.split(",")])
+    p.add_argument("--accuracy", action="store_true", help="only the paired accuracy check, from stored runs")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, JSON out
+    args = p.parse_args()
+    if args.accuracy:
+        from esl_train.markdown import write_section
+
+        body = accuracy()
+        write_section(ROOT / "docs" / "benchmarks.md", "kernels-accuracy", body)
+        print(body)
+        return
+    if args.one:
+        print(json.dumps(one(*json.loads(args.one))))
+        return
+    from esl_train.quiet import import_lava_dl
+
+    import_lava_dl()  # before tqdm creates its lock: Lava sets the 'fork' start method on import
+    start = time.perf_counter()
+    results = measure(args)
+    synapse = synapse_break_even(args.densities)
+    from esl_train.markdown import write_section
+
+    body = render(results, synapse, args, time.perf_counter() - start)
+    write_section(ROOT / "docs" / "benchmarks.md", "train-speed", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
