@@ -5,7 +5,8 @@
 
 The reference drives the same SLAYER MLP as the comparison's longer protocol (digits-bench, 15 epochs, batch 128, Adam
 2e-3 with cosine decay, final model on the whole test split): the same seed gives the same data order and initial
-weights (our trainer builds both, as a dense run; only rigl-torch masks it). Its layer densities are forced to our
+weights (our trainer builds both, as a dense run; only rigl-torch masks it). Resumable: the reference's finished
+seeds are kept in docs/peer-rigl.json and not trained again. Its layer densities are forced to our
 ERK allocation (rigl-torch has only 'uniform', which keeps the first layer dense); drop 0.3 every 100 steps with
 cosine decay until 75 % of training, as its paper. Our RigL's runs come from the comparison's store (train them
 with bench/compare.py, command below). Writes docs/peer-rigl.json and the section peer-rigl of docs/benchmarks.md."""
@@ -62,8 +63,10 @@ def train_reference(seed: int, density: float) -> dict:
                 r.optimizer.step()
             r.lr_scheduler.step()
     accuracy, _ = trainer.evaluate(r.net, r.test_loader, r.loss_fn)
-    kept = sum(int(m.sum()) for m in sched.backward_masks)
-    return {"seed": seed, "density": density, "test_accuracy": accuracy, "rigl_steps": sched.rigl_steps,
+    val, _ = trainer.evaluate(r.net, r.val_loader, r.loss_fn)
+    kept = sum(n if m is None else int(m.sum()) for m, n in zip(sched.backward_masks, sched.N))  # None: dense
+    return {"seed": seed, "density": density, "test_accuracy": accuracy, "val_accuracy": val,
+            "rigl_steps": sched.rigl_steps,
             "mask_density": kept / sum(sched.N), "train_seconds": time.perf_counter() - start}
 
 
@@ -126,15 +129,20 @@ def main() -> None:
     import_lava_dl()  # Lava sets the 'fork' start method on import: before the pool
     from esl_train.data import load_dataset
 
-    load_dataset(PROTOCOL["dataset"], PROTOCOL["steps"])  # build the data cache once, before the workers
-    with mp.Pool(min(args.jobs, len(args.seeds))) as pool:
-        ref = pool.map(_one, [(s, args.density) for s in args.seeds])
     from esl_train.atomic import write_text
     from esl_train.markdown import write_section
 
+    path = ROOT / "docs" / "peer-rigl.json"
+    stored = json.loads(path.read_text())["reference"] if path.exists() else []  # resumable: finished seeds are kept
+    done = {r["seed"] for r in stored if r["density"] == args.density}
+    pending = [s for s in args.seeds if s not in done]
+    if pending:
+        load_dataset(PROTOCOL["dataset"], PROTOCOL["steps"])  # build the data cache once, before the workers
+        with mp.Pool(min(args.jobs, len(pending))) as pool:
+            stored += pool.map(_one, [(s, args.density) for s in pending])
+    ref = [r for r in stored if r["density"] == args.density and r["seed"] in args.seeds]
     mine = ours(args.seeds, args.density)
-    write_text(ROOT / "docs" / "peer-rigl.json", json.dumps({"protocol": PROTOCOL, "reference": ref,
-                                                             "ours": mine}, indent=1))
+    write_text(path, json.dumps({"protocol": PROTOCOL, "reference": stored, "ours": mine}, indent=1))
     body = render(ref, mine, args)
     write_section(ROOT / "docs" / "benchmarks.md", "peer-rigl", body)
     print(body)

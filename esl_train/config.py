@@ -34,9 +34,11 @@ PRESETS: dict[str, dict] = {
             "update_interval": 0, "evolve_until": 1.0},
     # RigL (Evci 2020, google-research/rigl): ERK, every 100 steps drop the smallest |w|, then grow the largest
     # |dense grad| among every connection inactive after the drop (a just-dropped one can be chosen again and keeps
-    # its weight and optimizer state); new connections start at zero with zeroed optimizer state; cosine decay to 75 %.
+    # its weight); new connections start at zero; cosine decay to 75 %. Adam's moments are kept, as rigl-torch keeps
+    # them: google-research/rigl zeroes the optimizer slots of new connections (made for momentum SGD), which under
+    # Adam's global step count cost 1.1 points on validation (docs/benchmarks.md, "The reference RigL").
     "rigl": {"allocation": "erk", "regrow": "gradient", "schedule": "cosine", "drop_fraction": 0.3,
-             "update_interval": 100, "evolve_until": 0.75, "regrow_dropped": True, "reset_state": "new"},
+             "update_interval": 100, "evolve_until": 0.75, "regrow_dropped": True, "reset_state": "none"},
     # ESL (Shen 2023): ER graph, weak synapses pruned and new ones regenerated every T_iter steps at fixed
     # density. Rule and schedule are not published; this one won the ablations on the benchmark set's validation
     # split (docs/tuning.md): every 100 steps drop the 10 % weakest by contribution, |w| x the input's spike count

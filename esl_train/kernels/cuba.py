@@ -5,14 +5,14 @@ twice (current, then voltage), and computes the gradient of the decays even when
 numba kernel walks each neuron's time steps once, with the same integer fixed-point arithmetic, so spikes and
 voltages are bit-identical to lava-dl's (what makes Lava match the twin); the backward pass is lava-dl's: the
 surrogate spike derivative, then the voltage and current leaky integrators run backwards in time (their gradient
-ignores the reset, as lava-dl's does)."""
+ignores the reset, as lava-dl's does). The kernels run in the calling thread: a numba thread pool beside torch's
+OpenMP threads kept a second thread spinning on a core (measured: as much CPU as the training thread itself)."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
 from lava.lib.dl.slayer.neuron import cuba
 from lava.lib.dl.slayer.utils import quantize
@@ -20,12 +20,12 @@ from lava.lib.dl.slayer.utils import quantize
 DECAY_BITS = 12  # Loihi's decays are 12-bit fractions: state <- state * (4096 - decay) >> 12, rounded toward zero
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _forward(z, i_keep, v_keep, s_scale, reset_at, spike_at, spikes, voltage):
     """z: (neurons, steps) float32 synaptic input. Mirrors lava-dl's _li_dynamics_fwd twice and Spike.forward:
     the states are int64 scaled by s_scale; voltages are reported as float32 state / s_scale."""
     scale = np.float32(s_scale)
-    for m in prange(z.shape[0]):
+    for m in range(z.shape[0]):
         u = np.int64(0)
         v = np.int64(0)
         for t in range(z.shape[1]):
@@ -41,12 +41,12 @@ def _forward(z, i_keep, v_keep, s_scale, reset_at, spike_at, spikes, voltage):
                 v = 0
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _backward(grad, voltage, threshold, tau, scale, v_keep, i_keep, out):
     """lava-dl's surrogate (scale / 2 / tau * exp(-|v - threshold| / tau)) times the incoming gradient, through the
     voltage integrator and then the current integrator, backwards in time (all float32, as lava-dl)."""
     half = scale / np.float32(2.0) / tau
-    for m in prange(grad.shape[0]):
+    for m in range(grad.shape[0]):
         gv = np.float32(0.0)
         gi = np.float32(0.0)
         for t in range(grad.shape[1] - 1, -1, -1):
@@ -56,10 +56,6 @@ def _backward(grad, voltage, threshold, tau, scale, v_keep, i_keep, out):
             out[m, t] = gi
 
 
-def _threads() -> None:
-    """numba's kernels use as many threads as torch does (torch.set_num_threads sets both)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-
 
 def dynamics(z: torch.Tensor, i_decay: int, v_decay: int, neuron: cuba.Neuron) -> tuple[torch.Tensor, torch.Tensor]:
     """Spikes and (pre-reset) voltages of `neuron` for synaptic input z (..., steps), as lava-dl computes them;
@@ -68,7 +64,6 @@ def dynamics(z: torch.Tensor, i_decay: int, v_decay: int, neuron: cuba.Neuron) -
     flat = z.detach().contiguous().reshape(-1, steps).numpy()
     spikes, voltage = np.empty_like(flat), np.empty_like(flat)
     threshold = neuron.threshold + neuron.threshold_eps  # what lava-dl's spike and reset compare against
-    _threads()
     _forward(flat, (1 << DECAY_BITS) - i_decay, (1 << DECAY_BITS) - v_decay, neuron.s_scale,
              np.float32(threshold * neuron.s_scale), np.float32(threshold), spikes, voltage)
     return torch.from_numpy(spikes).reshape(z.shape), torch.from_numpy(voltage).reshape(z.shape)
@@ -90,7 +85,6 @@ class _CubaDynamics(torch.autograd.Function):
         steps = grad.shape[-1]
         flat = grad.contiguous().reshape(-1, steps).numpy()
         out = np.empty_like(flat)
-        _threads()
         _backward(flat, voltage.reshape(-1, steps).numpy(), *ctx.params, out)
         return torch.from_numpy(out).reshape(grad.shape), None, None, None
 

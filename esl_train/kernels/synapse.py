@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
 from lava.lib.dl.slayer import synapse
 
-from .cuba import _threads
 
 # Input density (non-zero entries / all) below which the spike-driven path is faster than SLAYER's Conv3d on a CPU
 # (forward plus weight gradient, default MLP, batch 128, T=20, one thread: bench/train_speed.py, docs/benchmarks.md).
@@ -21,10 +20,10 @@ BREAK_EVEN = 0.08
 _SAMPLE = 4099  # the density is estimated from every _SAMPLE-th entry (a prime: no alignment with the layout)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _forward(x, wt, out):
     """out[n, t, :] = sum over inputs i of x[n, i, t] * wt[i, :], visiting only non-zero x."""
-    for n in prange(x.shape[0]):
+    for n in range(x.shape[0]):
         for i in range(x.shape[1]):
             for t in range(x.shape[2]):
                 v = x[n, i, t]
@@ -33,10 +32,10 @@ def _forward(x, wt, out):
                         out[n, t, o] += v * wt[i, o]
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _weight_grad(x, grad, out):
     """out[i, :] = sum over samples n and steps t of x[n, i, t] * grad[n, t, :], visiting only non-zero x."""
-    for i in prange(x.shape[1]):
+    for i in range(x.shape[1]):
         for n in range(x.shape[0]):
             for t in range(x.shape[2]):
                 v = x[n, i, t]
@@ -51,7 +50,6 @@ class _SpikeDense(torch.autograd.Function):
         """x: (N, inputs, T) without gradient; weight: (outputs, inputs). Returns (N, outputs, T)."""
         x = x.detach().contiguous()
         out = np.zeros((x.shape[0], x.shape[2], weight.shape[0]), np.float32)
-        _threads()
         _forward(x.numpy(), weight.detach().t().contiguous().numpy(), out)
         ctx.save_for_backward(x)
         return torch.from_numpy(out).permute(0, 2, 1)
@@ -60,7 +58,6 @@ class _SpikeDense(torch.autograd.Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         out = np.zeros((x.shape[1], grad.shape[1]), np.float32)
-        _threads()
         _weight_grad(x.numpy(), grad.permute(0, 2, 1).contiguous().numpy(), out)
         return None, torch.from_numpy(out).t()
 
