@@ -81,7 +81,8 @@ def ours(seeds: list[int], density: float) -> dict[int, float]:
 
     out = {}
     for seed in seeds:
-        f = ROOT / "docs" / "compare_runs" / f"{run_key(TrainConfig(**PROTOCOL, method='rigl', density=density, seed=seed), 1)}.json"
+        key = run_key(TrainConfig(**PROTOCOL, method="rigl", density=density, seed=seed), 1)
+        f = ROOT / "docs" / "compare_runs" / f"{key}.json"
         if f.exists():
             out[seed] = json.loads(f.read_text())["test_accuracy"]
     return out
@@ -91,7 +92,8 @@ def render(ref: list[dict], mine: dict[int, float], args) -> str:
     from esl_train.compare import ci95
 
     seeds = ",".join(map(str, args.seeds))
-    lines = ["| seed | rigl-torch 0.5.2 test % | ours (`--method rigl`) test % | ours - reference |", "|---:|---:|---:|---:|"]
+    lines = ["| seed | rigl-torch 0.5.2 test % | ours (`--method rigl`) test % | ours - reference |",
+             "|---:|---:|---:|---:|"]
     diffs = []
     for r in sorted(ref, key=lambda r: r["seed"]):
         m = mine.get(r["seed"])

@@ -130,7 +130,8 @@ def measure(args) -> list[dict]:
 def render(results: list[dict], synapse: list[dict], args, wall: float) -> str:
     by = {(r["arch"], r["batch"], r["threads"], r["kernels"]): r for r in results}
     lines = ["| network | batch | threads | lava-dl (`--kernels slayer`) samples/s | ours (`auto`) samples/s | "
-             "speed-up | step ms (slayer / auto) | peak RSS MB (slayer / auto) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "speed-up | step ms (slayer / auto) | peak RSS MB (slayer / auto) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for (arch, batch, threads, kernels), r in by.items():
         if kernels != "slayer":
             continue
@@ -139,8 +140,8 @@ def render(results: list[dict], synapse: list[dict], args, wall: float) -> str:
                      f"**{a['samples_per_s'] / r['samples_per_s']:.2f}x** | {r['step_ms']:.1f} / {a['step_ms']:.1f} | "
                      f"{r['peak_rss_mb']:,.0f} / {a['peak_rss_mb']:,.0f} |")
     syn = ["| input density | SLAYER Conv3d ms | spike-driven ms | spike-driven / Conv3d |", "|---:|---:|---:|---:|"]
-    syn += [f"| {s['density']:g} | {s['slayer']:.2f} | {s['spike-driven']:.2f} | {s['spike-driven'] / s['slayer']:.2f} |"
-            for s in synapse]
+    syn += [f"| {s['density']:g} | {s['slayer']:.2f} | {s['spike-driven']:.2f} | "
+            f"{s['spike-driven'] / s['slayer']:.2f} |" for s in synapse]
     cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
     return "\n".join([
         "## Training speed on a CPU: lava-dl's CUBA code against ours", "",
@@ -166,26 +167,30 @@ def accuracy(seeds=(0, 1, 2)) -> str:
     base = {"dataset": "digits-bench", "arch": "mlp", "epochs": 15, "steps": 20, "hidden": 128, "batch_size": 128,
             "lr": 2e-3, "lr_schedule": "cosine"}
     store = ROOT / "docs" / "compare_runs"
-    lines = ["| run | seed | lava-dl (`slayer`) test % | ours (`auto`) test % | ours - lava-dl |", "|---|---:|---:|---:|---:|"]
+    lines = ["| run | seed | lava-dl (`slayer`) test % | ours (`auto`) test % | ours - lava-dl |",
+             "|---|---:|---:|---:|---:|"]
     summary = []
     for method, density in (("dense", 1.0), ("esl", 0.1)):
         diffs = []
         for seed in seeds:
             acc = {}
             for k in ("slayer", "auto"):
-                f = store / f"{run_key(TrainConfig(**base, method=method, density=density, seed=seed, kernels=k), 1)}.json"
+                cfg = TrainConfig(**base, method=method, density=density, seed=seed, kernels=k)
+                f = store / f"{run_key(cfg, 1)}.json"
                 acc[k] = 100 * json.loads(f.read_text())["test_accuracy"] if f.exists() else None
             if None in acc.values():
                 raise SystemExit(f"{method} seed {seed}: no stored run for {[k for k, v in acc.items() if v is None]}; "
                                  "train them with bench/compare.py (docs/benchmarks.md, kernels-auto)")
             diffs.append(acc["auto"] - acc["slayer"])
-            lines.append(f"| {method} {density:g} | {seed} | {acc['slayer']:.2f} | {acc['auto']:.2f} | {diffs[-1]:+.2f} |")
+            lines.append(f"| {method} {density:g} | {seed} | {acc['slayer']:.2f} | {acc['auto']:.2f} | "
+                         f"{diffs[-1]:+.2f} |")
         mean, half = ci95(diffs)
         summary.append(f"{method} {density:g}: {mean:+.2f} ± {half:.2f} points")
     return "\n".join(["## Training with our kernels: the same accuracy", "", "```",
                       "python bench/train_speed.py --accuracy", "```", "",
-                      f"Paired test accuracy on the longer protocol ({len(seeds)} seeds, the same data order and initial "
-                      "weights per seed), ours minus lava-dl's, with its 95 % CI: " + "; ".join(summary) + ".", "",
+                      f"Paired test accuracy on the longer protocol ({len(seeds)} seeds, the same data order and "
+                      "initial weights per seed), ours minus lava-dl's, with its 95 % CI: " + "; ".join(summary) + ".",
+                      "",
                       *lines])
 
 
@@ -193,7 +198,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, default=30, help="timed batches per configuration")
     p.add_argument("--archs", default="mlp,conv", type=lambda v: v.split(","))
-    p.add_argument("--densities", default="0.01,0.02,0.05,0.08,0.1,0.2", type=lambda v: [float(d) for d in v.split(",")])
+    p.add_argument("--densities", default="0.01,0.02,0.05,0.08,0.1,0.2",
+                   type=lambda v: [float(d) for d in v.split(",")])
     p.add_argument("--accuracy", action="store_true", help="only the paired accuracy check, from stored runs")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, JSON out
     args = p.parse_args()

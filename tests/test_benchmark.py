@@ -250,8 +250,13 @@ def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
     assert key(drop_by="magnitude") == key()  # the key of every run trained before --drop-by existed
     assert key(drop_by="contribution") != key()
     # runs stored before --kernels existed ran lava-dl's code: they are the slayer runs; ours are new runs
-    cfg = lambda k: TrainConfig(method="set", density=0.1, kernels=k)  # noqa: E731
-    assert run_key(cfg("slayer"), 1) == key() != run_key(cfg("auto"), 1)
+    from pathlib import Path
+
+    stored = Path(__file__).parent.parent / "docs" / "compare_runs"
+    longer = dict(dataset="digits-bench", density=1.0, epochs=15, batch_size=128, lr=2e-3, lr_schedule="cosine", seed=0)
+    assert (stored / f"{run_key(TrainConfig(method='dense', **longer, kernels='slayer'), 1)}.json").exists()
+    assert (run_key(TrainConfig(method="dense", **longer, kernels="slayer"), 1)
+            != run_key(TrainConfig(method="dense", **longer), 1))
     # the ESL rule of rounds 2-5 stays addressable as a variant, with the keys of its stored runs
     old = TrainConfig(method="esl", density=0.1, evolver={"regrow": "unexplored", "drop_by": "magnitude"})
     assert run_key(old, 1) != run_key(TrainConfig(method="esl", density=0.1), 1)

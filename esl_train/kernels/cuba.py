@@ -56,7 +56,6 @@ def _backward(grad, voltage, threshold, tau, scale, v_keep, i_keep, out):
             out[m, t] = gi
 
 
-
 def dynamics(z: torch.Tensor, i_decay: int, v_decay: int, neuron: cuba.Neuron) -> tuple[torch.Tensor, torch.Tensor]:
     """Spikes and (pre-reset) voltages of `neuron` for synaptic input z (..., steps), as lava-dl computes them;
     i_decay and v_decay are the quantized decays (out of 4096)."""
@@ -75,7 +74,8 @@ class _CubaDynamics(torch.autograd.Function):
         spikes, voltage = dynamics(z, i_decay, v_decay, neuron)
         ctx.save_for_backward(voltage)
         ctx.params = (np.float32(neuron.threshold + neuron.threshold_eps),
-                      np.float32(neuron.tau_rho * cuba.TAU_RHO_MULT), np.float32(neuron.scale_rho * cuba.SCALE_RHO_MULT),
+                      np.float32(neuron.tau_rho * cuba.TAU_RHO_MULT),
+                      np.float32(neuron.scale_rho * cuba.SCALE_RHO_MULT),
                       np.float32(1 - v_decay / (1 << DECAY_BITS)), np.float32(1 - i_decay / (1 << DECAY_BITS)))
         return spikes
 

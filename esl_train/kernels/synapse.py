@@ -15,8 +15,9 @@ from lava.lib.dl.slayer import synapse
 
 
 # Input density (non-zero entries / all) below which the spike-driven path is faster than SLAYER's Conv3d on a CPU
-# (forward plus weight gradient, default MLP, batch 128, T=20, one thread: bench/train_speed.py, docs/benchmarks.md).
-BREAK_EVEN = 0.08
+# (forward plus weight gradient, default MLP, batch 128, T=20, one thread: 0.89 of its time at 0.05, 1.05 at 0.08;
+# bench/train_speed.py, docs/benchmarks.md).
+BREAK_EVEN = 0.07
 _SAMPLE = 4099  # the density is estimated from every _SAMPLE-th entry (a prime: no alignment with the layout)
 
 
