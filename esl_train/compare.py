@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import shlex
 import signal
 import sys
@@ -38,6 +39,7 @@ SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the t
 # evolver flags added after runs were stored: at their default they mean "as before", so they leave the key alone
 LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude"), ("regrow_dropped", False),
                   ("reset_state", "changed")}
+RECORD = {"key", "method", "density", "seed", "test_accuracy", "history"}  # what every stored run record holds
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 
 
@@ -392,9 +394,26 @@ def command(args: argparse.Namespace) -> str:
 
 
 def stored(store: Path, todo: list[dict]) -> list[dict]:
-    """The sweep's runs found in the store (from any sweep, any shard), each labelled as this sweep labels it."""
-    return [{**json.loads((store / f"{j['key']}.json").read_text()), "label": j["label"]}
-            for j in todo if (store / f"{j['key']}.json").exists()]
+    """The sweep's runs found in the store (from any sweep, any shard), each labelled as this sweep labels it. A stored
+    file that is not a whole run record (truncated, edited, another program's) is set aside as <key>.json.damaged,
+    with a warning that names it, and its run counts as missing, so the sweep trains it again."""
+    runs = []
+    for j in todo:
+        path = store / f"{j['key']}.json"
+        if not path.exists():
+            continue
+        try:
+            run = json.loads(path.read_text())
+            if not isinstance(run, dict) or run.get("key") != j["key"] or not RECORD <= set(run):
+                raise ValueError("not a whole run record")
+        except (ValueError, UnicodeDecodeError) as e:
+            aside = path.with_name(path.name + ".damaged")
+            os.replace(path, aside)
+            print(f"warning: stored run {path} is damaged ({str(e).splitlines()[0][:80]}); set aside as {aside.name}, "
+                  "it will be trained again", file=sys.stderr)
+            continue
+        runs.append({**run, "label": j["label"]})
+    return runs
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@ import json
 import math
 import subprocess
 import sys
-import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,8 +250,6 @@ def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
     assert key(drop_by="magnitude") == key()  # the key of every run trained before --drop-by existed
     assert key(drop_by="contribution") != key()
     # runs stored before --kernels existed ran lava-dl's code: they are the slayer runs; ours are new runs
-    from pathlib import Path
-
     stored = Path(__file__).parent.parent / "docs" / "compare_runs"
     longer = dict(dataset="digits-bench", density=1.0, epochs=15, batch_size=128, lr=2e-3, lr_schedule="cosine", seed=0)
     assert (stored / f"{run_key(TrainConfig(method='dense', **longer, kernels='slayer'), 1)}.json").exists()
@@ -324,33 +322,32 @@ def test_rendered_command_says_each_setting_once_and_reproduces_the_sweep():
     assert compare.command(compare.settings(["--quick"])) == "python -m esl_train.compare --quick"
 
 
-def test_two_shards_in_one_folder_train_each_run_exactly_once(tmp_path, monkeypatch):
+def fake_compare(trained, *argv):
+    """compare in its own process with a fake training (tests/fake_compare.py); returns (exit code, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "tests.fake_compare", str(trained), *argv], capture_output=True,
+                       text=True, timeout=240, cwd=Path(__file__).parent.parent)
+    return p.returncode, p.stderr
+
+
+def trained_keys(trained):
+    return sorted(p.name.split(".")[0] for p in trained.iterdir())  # one file per training
+
+
+def test_two_shards_in_one_folder_train_each_run_exactly_once(tmp_path):
     """--shard K/N: two invocations sharing the store train disjoint shares that together cover the sweep, and each
     renders the table from every stored run (its own and the other shard's)."""
     from esl_train import compare
 
     trained = tmp_path / "trained"
-    trained.mkdir()
-
-    def fake(job):  # a finished run's record, without training (runs in the pool's forked workers)
-        (trained / f"{job['key']}.{uuid.uuid4().hex}").touch()  # one file per training
-        cfg = job["config"]
-        return {"key": job["key"], "label": job["label"], "method": cfg["method"], "density": cfg["density"],
-                "seed": cfg["seed"], "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10,
-                "file_bytes": 5, "wall_seconds": 1.0, "evolver_share": 0.0, "test_samples": 360,
-                "history": [{"epoch": 1, "test_accuracy": 0.5, "explored": {"layer1": 1.0}}]}
-
-    monkeypatch.setattr(compare, "_train_and_measure", fake)
     argv = ["--quick", "--out", str(tmp_path), "--seeds", "0,1,2", "--jobs", "2", "--densities", "0.1,0.05"]
     todo = compare.jobs(compare.settings(argv))
-    assert compare.main([*argv, "--shard", "0/2"]) == 0
-    keys = lambda: sorted(p.name.split(".")[0] for p in trained.iterdir())  # noqa: E731
-    assert 0 < len(keys()) < len(todo)
-    assert compare.main([*argv, "--shard", "1/2"]) == 0
-    assert keys() == sorted(j["key"] for j in todo)  # every run trained, none twice
+    assert fake_compare(trained, *argv, "--shard", "0/2")[0] == 0
+    assert 0 < len(trained_keys(trained)) < len(todo)
+    assert fake_compare(trained, *argv, "--shard", "1/2")[0] == 0
+    assert trained_keys(trained) == sorted(j["key"] for j in todo)  # every run trained, none twice
     assert f"All {len(todo)} runs finished." in (tmp_path / "benchmarks.md").read_text()
-    assert compare.main([*argv, "--shard", "0/2"]) == 0  # nothing left to do
-    assert keys() == sorted(j["key"] for j in todo)
+    assert fake_compare(trained, *argv, "--shard", "0/2")[0] == 0  # nothing left to do
+    assert trained_keys(trained) == sorted(j["key"] for j in todo)
     assert "--shard" not in compare.command(compare.settings([*argv, "--shard", "1/2"]))
 
 
@@ -361,3 +358,26 @@ def test_a_bad_shard_is_one_usage_line(bad, capsys):
     with pytest.raises(SystemExit) as e:
         compare.settings(["--shard", bad])
     assert e.value.code == 2 and "--shard" in capsys.readouterr().err
+
+
+def test_damaged_stored_runs_are_named_set_aside_and_trained_again(tmp_path):
+    from esl_train import compare
+
+    trained = tmp_path / "trained"
+    argv = ["--quick", "--out", str(tmp_path), "--methods", "static,set,rigl,esl", "--jobs", "1"]
+    assert fake_compare(trained, *argv)[0] == 0
+    damaged = {'{"key": "trunc': "truncated", "": "empty", '{"key": "0000000000000000"}': "another run's",
+               "[1, 2]": "not a record"}
+    victims = {j["key"]: content for j, content in zip(compare.jobs(compare.settings(argv))[1:], damaged)}
+    for key, content in victims.items():
+        (tmp_path / "compare_runs" / f"{key}.json").write_text(content)
+    code, err = fake_compare(trained, *argv, "--render-only")  # renders what is whole, names each damaged file
+    assert code == 0 and "Traceback" not in err and err.count("is damaged") == len(victims)
+    for key, content in victims.items():
+        path = tmp_path / "compare_runs" / f"{key}.json"
+        assert f"stored run {path} is damaged" in err and not path.exists()
+        assert (tmp_path / "compare_runs" / f"{key}.json.damaged").read_text() == content
+    assert fake_compare(trained, *argv)[0] == 0
+    assert all(trained_keys(trained).count(key) == 2 for key in victims)  # trained again, the rest kept
+    assert trained_keys(trained).count(compare.jobs(compare.settings(argv))[0]["key"]) == 1
+    assert all(json.loads((tmp_path / "compare_runs" / f"{key}.json").read_text())["key"] == key for key in victims)

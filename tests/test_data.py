@@ -57,6 +57,24 @@ def test_cache_returns_the_generated_set(tmp_path, monkeypatch):
     assert np.array_equal(first.events, again.events) and np.array_equal(first.is_test, again.is_test)
 
 
+@pytest.mark.parametrize("content", ["foreign", "other steps", "truncated"])
+def test_a_bench_cache_of_another_content_is_rebuilt_with_a_warning(tmp_path, monkeypatch, capsys, content):
+    from esl_train.data import digits_bench
+
+    monkeypatch.setenv("ESL_SNN_CACHE", str(tmp_path))
+    fake = {k: np.arange(3) for k in digits_bench.CACHED} | {"steps": np.array(8)}
+    monkeypatch.setattr(digits_bench, "generate", lambda p, steps: fake)  # the real build takes a minute
+    path = tmp_path / f"digits-bench-{digits_bench.BenchParams().key(8)}.npz"
+    if content == "truncated":
+        path.write_bytes(b"PK\x03\x04")
+    else:
+        np.savez(path, **({"x": np.zeros(2)} if content == "foreign" else {**fake, "steps": np.array(5)}))
+    data = digits_bench.load(8)
+    assert set(data) == set(digits_bench.CACHED) and "rebuilding it" in capsys.readouterr().err
+    assert set(np.load(path).files) == set(digits_bench.CACHED)  # replaced by the rebuilt set
+    assert digits_bench.load(8)["steps"] == 8 and capsys.readouterr().err == ""  # read back, no warning
+
+
 def test_framing_puts_each_event_in_its_bin():
     ev = np.zeros(3, digits_dvs.EVENT_DTYPE)
     ev["x"], ev["y"], ev["t"], ev["p"] = [1, 5, 2], [0, 0, 3], [1000, 150_000, 299_000], [1, 0, 1]

@@ -107,6 +107,9 @@ def frame_all(events: np.ndarray, offsets: np.ndarray, sensor: int, steps: int, 
     return spikes
 
 
+CACHED = ("packed", "labels", "source", "split", "events", "steps")  # what generate() returns and load() reads back
+
+
 def generate(p: BenchParams, steps: int, workers: int | None = None) -> dict:
     """Simulate the whole set; about a minute on two cores."""
     from sklearn.datasets import load_digits
@@ -138,8 +141,12 @@ def load(steps: int, p: BenchParams = BenchParams()) -> dict:
     if path.exists():
         try:
             with np.load(path) as z:
-                return {k: z[k] for k in z.files}
-        except Exception as e:  # truncated or foreign file: say so and rebuild it
+                data = {k: z[k] for k in z.files}
+            if set(CACHED) <= set(data) and int(data["steps"]) == steps:
+                return data
+            print(f"warning: cache file {path} holds another content, not this set at {steps} steps; rebuilding it",
+                  file=sys.stderr)
+        except Exception as e:  # truncated or not an npz file: say so and rebuild it
             print(f"warning: cache file {path} is damaged ({type(e).__name__}); rebuilding it", file=sys.stderr)
     data = generate(p, steps)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,27 @@
+"""`python -m tests.fake_compare TRAINED_DIR ARGS...`: esl_train.compare with its training replaced by a finished run's
+record, one file in TRAINED_DIR per training, so that tests of the harness (shards, damaged stores) take seconds.
+Run as its own process: compare forks its pool workers, which a test process full of threads should not do."""
+
+import sys
+import uuid
+from pathlib import Path
+
+from esl_train import compare, data, quiet
+
+
+def fake(job):
+    (TRAINED / f"{job['key']}.{uuid.uuid4().hex}").touch()
+    cfg = job["config"]
+    return {"key": job["key"], "label": job["label"], "method": cfg["method"], "density": cfg["density"],
+            "seed": cfg["seed"], "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10,
+            "file_bytes": 5, "wall_seconds": 1.0, "evolver_share": 0.0, "test_samples": 360,
+            "history": [{"epoch": 1, "test_accuracy": 0.5, "explored": {"layer1": 1.0}}]}
+
+
+if __name__ == "__main__":
+    TRAINED = Path(sys.argv[1])
+    TRAINED.mkdir(exist_ok=True)
+    compare._train_and_measure = fake
+    quiet.import_lava_dl = lambda: None  # nothing here needs Lava or the data (seconds per call saved)
+    data.load_dataset = lambda *args, **kwargs: None
+    sys.exit(compare.main(sys.argv[2:]))
