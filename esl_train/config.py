@@ -36,7 +36,7 @@ PRESETS: dict[str, dict] = {
     # |dense grad| among every connection inactive after the drop (a just-dropped one can be chosen again and keeps
     # its weight); new connections start at zero; cosine decay to 75 %. Adam's moments are kept, as rigl-torch keeps
     # them: google-research/rigl zeroes the optimizer slots of new connections (made for momentum SGD), which under
-    # Adam's global step count cost 1.1 points on validation (docs/benchmarks.md, "The reference RigL").
+    # Adam's global step count cost about 1 point on validation (docs/design.md, "RigL against the reference").
     "rigl": {"allocation": "erk", "regrow": "gradient", "schedule": "cosine", "drop_fraction": 0.3,
              "update_interval": 100, "evolve_until": 0.75, "regrow_dropped": True, "reset_state": "none"},
     # ESL (Shen 2023): ER graph, weak synapses pruned and new ones regenerated every T_iter steps at fixed
