@@ -29,7 +29,7 @@ import numpy as np
 
 from .atomic import atomic_path, write_text
 from .config import DATASETS, KERNELS, METHODS, TrainConfig
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 DENSITIES = (0.2, 0.1, 0.05, 0.02, 0.01)
 # The benchmark protocol (docs/benchmarks.md): the benchmark set, a network it over-parameterises, paired seeds.
@@ -408,9 +408,12 @@ def stored(store: Path, todo: list[dict]) -> list[dict]:
                 raise ValueError("not a whole run record")
         except (ValueError, UnicodeDecodeError) as e:
             aside = path.with_name(path.name + ".damaged")
-            os.replace(path, aside)
-            print(f"warning: stored run {path} is damaged ({str(e).splitlines()[0][:80]}); set aside as {aside.name}, "
-                  "it will be trained again", file=sys.stderr)
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:  # another shard set it aside first
+                continue
+            print(f"warning: stored run {path} is damaged ({first_line(e)[:100]}); set aside as {aside.name}, it will "
+                  "be trained again", file=sys.stderr)
             continue
         runs.append({**run, "label": j["label"]})
     return runs
