@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from esl_train.cli import Parser, check_output_folder, main_wrapper
+from esl_train.cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from esl_train.config import DATASETS, EMBEDDED
 from esl_train.errors import UsageError
 
@@ -22,7 +22,7 @@ from .lava_runner import BACKENDS
 
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m esl_deploy.run", description=__doc__.splitlines()[0], allow_abbrev=False,
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               formatter_class=HelpFormatter)
     p.add_argument("model", help="netx HDF5 file written by esl_train (model.net)")
     p.add_argument("--backend", default="sim", help=f"{' or '.join(BACKENDS)}")
     p.add_argument("--samples", type=int, help="test samples to run (default: the whole test split)")
@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", default="auto",
                    help="copies of the network run side by side in Lava, one sample each (dense networks; "
                         "auto: up to 256, 1 for conv). Results are per sample, as with one copy")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar on stderr")
     return p
 
 

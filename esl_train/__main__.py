@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import launch
-from .cli import Parser, check_output_folder, main_wrapper
+from .cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from .config import (ALLOCATIONS, ARCHS, DATASETS, DROP_CRITERIA, EMBEDDED, KERNELS, LR_SCHEDULES, METHODS,
                      REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
 from .device import resolve as resolve_device
@@ -23,28 +23,30 @@ from .quiet import import_lava_dl
 
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m esl_train", description=__doc__.splitlines()[0], allow_abbrev=False,
-               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               formatter_class=HelpFormatter)
     p.add_argument("--density", type=float, default=0.1, help="fraction of synapses kept, in (0, 1]")
     p.add_argument("--method", choices=METHODS, default="esl",
                    help="dense; static (fixed random mask); set, rigl, esl (evolving masks)")
-    p.add_argument("--arch", choices=ARCHS, default="mlp")
+    p.add_argument("--arch", choices=ARCHS, default="mlp",
+                   help="mlp (dense layers) or conv (strided convolutions; netx has no pooling)")
     p.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits: embedded event set, no download; digits-bench: its 36k-recording benchmark "
                         "version (built once, ~1.5 min); others read through tonic from --data-dir")
     p.add_argument("--data-dir", help="folder holding NMNIST/, DVSGesture/ or CIFAR10DVS/ (never downloaded)")
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="training epochs (--preset sets its own)")
+    p.add_argument("--batch-size", type=int, default=32, help="samples per step (per process under torchrun)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                    help="cosine: decay the learning rate to 0 over training")
     p.add_argument("--steps", type=int, default=20, help="time steps per sample")
     p.add_argument("--hidden", type=int, default=128, help="hidden neurons of the mlp")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="data order, initial weights and masks: the same seed pairs runs of different methods")
     p.add_argument("--out", help="run folder (default: runs/<time>-<method>-<arch>-d<density>)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--kernels", choices=KERNELS, default="auto",
                    help="CPU implementation of the CUBA blocks: auto (fused neuron dynamics, spike-driven first "
-                        "synapse; the same spikes, several times faster) or slayer (lava-dl's own); CUDA always "
+                        "synapse; the same spikes, 1.5-3x faster) or slayer (lava-dl's own); CUDA always "
                         "runs lava-dl's kernels (docs/design.md)")
     p.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes for reading real data sets (framed samples are cached on disk)")
@@ -64,8 +66,8 @@ def parser() -> argparse.ArgumentParser:
                         "unexplored-gradient (never-active synapses with the largest gradient first) or "
                         "unexplored-active (never-active synapses, drawn in proportion to their input's spike count)")
     g.add_argument("--drop-by", choices=DROP_CRITERIA,
-                   help="what makes a synapse weak: magnitude |w| (default) or contribution, |w| x its input's "
-                        "spike count")
+                   help="what makes a synapse weak: magnitude |w| or contribution, |w| x its input's spike count "
+                        "(esl's preset: contribution; the others: magnitude)")
     g.add_argument("--drop-fraction", type=float, help="share of active synapses swapped at an update")
     g.add_argument("--update-interval", type=int, help="training steps between updates (0: once per epoch)")
     g.add_argument("--evolve-until", type=float, help="fraction of training after which masks are frozen")

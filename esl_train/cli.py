@@ -32,6 +32,16 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default said once: not added where there is none (None: a preset or the data decides, as the
+    help says) or where the help already names it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def check_output_folder(value: str | Path, flag: str, must_be_empty: bool = False, hint: str = "") -> Path:
     """The folder `value` names, checked now, not after the work: it must be (or become) a folder we write in."""
     if not str(value).strip():  # before Path(), which would read "" as "."

@@ -22,6 +22,20 @@ def test_help_is_fast():
     assert seconds < 2
 
 
+@pytest.mark.parametrize("command", ["esl_train", "esl_deploy.run"])
+def test_every_option_has_help_and_says_its_default_at_most_once(command):
+    import importlib
+
+    p = importlib.import_module(f"{command}.__main__" if command == "esl_train" else command).parser()
+    formatter = p._get_formatter()
+    for action in p._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        text = formatter._expand_help(action) if action.help else ""
+        assert text and "(default: None)" not in text, action.option_strings
+        assert text.count("(default") <= 1, (action.option_strings, text)
+
+
 @pytest.mark.parametrize("args, words", [
     (["--density", "0"], "--density must be in (0, 1]"),
     (["--density", "-0.5"], "--density must be in (0, 1]"),
