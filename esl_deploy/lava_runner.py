@@ -75,6 +75,7 @@ def _kill(net) -> None:
     segments (it ignores the signals, so it is still there to do it)."""
     infra = getattr(getattr(net, "runtime", None), "_messaging_infrastructure", None)
     actors = list(getattr(infra, "actors", []))
+    actors = [p for p in actors if not getattr(p, "_closed", False)]  # closed: already stopped and released
     for p in actors:
         if p.is_alive():
             p.kill()

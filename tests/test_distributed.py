@@ -2,6 +2,7 @@
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -56,14 +57,27 @@ def _diverge(rank, init_file, results):
 
 @pytest.mark.timeout(300)
 def test_check_same_catches_ranks_that_drift_apart(tmp_path):
+    """Two gloo ranks in spawned processes. Their file rendezvous now and then never completes (seen about once in
+    three runs on the 2-core machine, before check_same is reached): such an attempt is killed and started again."""
     ctx = tmp_mp.get_context("spawn")
-    results = ctx.Queue()
-    procs = [ctx.Process(target=_diverge, args=(r, tmp_path / "init", results)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = dict(results.get(timeout=280) for _ in range(2))
-    for p in procs:
-        p.join()
+    for attempt in range(3):
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_diverge, args=(r, tmp_path / f"init{attempt}", results)) for r in range(2)]
+        for p in procs:
+            p.start()
+        try:
+            got = dict(results.get(timeout=60) for _ in range(2))
+            break
+        except queue.Empty:
+            continue
+        finally:
+            for p in procs:
+                p.join(timeout=10)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+    else:
+        pytest.fail("the two ranks never met in three attempts")
     assert all("masks differ between ranks" in got[r] for r in range(2)), got
 
 
