@@ -38,7 +38,7 @@ BENCH = {"dataset": "digits-bench", "arch": "mlp", "epochs": 6, "steps": 20, "hi
 SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the twin's forward pass)
 # evolver flags added after runs were stored: at their default they mean "as before", so they leave the key alone
 LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude"), ("regrow_dropped", False),
-                  ("reset_state", "changed")}
+                  ("reset_state", "changed"), ("keep_quantum", False)}
 RECORD = {"key", "method", "density", "seed", "test_accuracy", "history"}  # what every stored run record holds
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 
@@ -163,6 +163,7 @@ def summarize(runs: list[dict], split: str) -> list[dict]:
             "accuracy": mean, "ci": half,
             "vs_dense": paired(label, density, ("dense", 1.0)),
             "vs_static": paired(label, density, ("static", density)) if label != "static" else None,
+            "file_density": mean_of(rs, "file_density"),
             "explored": mean_of(rs, "explored"), "turnover": mean_of(rs, "turnover_per_update"),
             "synops_vs_dense": mean_of(rs, "synops") / mean_of(dense, "synops"),
             "file_vs_dense": mean_of(rs, "file_bytes") / mean_of(dense, "file_bytes"),
@@ -179,15 +180,15 @@ def _pm(mean, half, signed=False) -> str:
 
 
 def table(rows: list[dict], split: str) -> str:
-    lines = [f"| variant | density | seeds | {split} accuracy % | vs dense (paired) | vs static (paired) | explored | "
-             "turnover / update | SynOps vs dense | file vs dense | wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"| variant | density | seeds | {split} accuracy % | vs dense (paired) | vs static (paired) | "
+             "file density | explored | turnover / update | SynOps vs dense | file vs dense | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         vs_static = _pm(*r["vs_static"][:2], signed=True) if r["vs_static"] else "-"
         lines.append(f"| {r['label']} | {r['density']:g} | {r['seeds']} | {_pm(r['accuracy'], r['ci'])} | "
                      f"{_pm(*r['vs_dense'][:2], signed=True) if r['label'] != 'dense' else '-'} | {vs_static} | "
-                     f"{r['explored']:.3f} | {r['turnover']:.3f} | {r['synops_vs_dense']:.3f} | "
-                     f"{r['file_vs_dense']:.3f} | {r['wall_seconds']:.0f} |")
+                     f"{r['file_density']:.3f} | {r['explored']:.3f} | {r['turnover']:.3f} | "
+                     f"{r['synops_vs_dense']:.3f} | {r['file_vs_dense']:.3f} | {r['wall_seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -300,7 +301,9 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
         f"initial weights). Accuracy = mean of the last {args.last_k} epochs' {args.split} accuracy on the whole "
         f"{args.split} split ({runs[0]['test_samples'] if runs and args.split == 'test' else 'all'} samples); ± is the "
         "95 % CI (t, sample std) over seeds; *vs dense* and *vs static* are paired differences in points. "
-        "*explored*: synapses ever active / possible (in-time over-parameterisation); *turnover*: synapses swapped "
+        "*file density*: synapses in model.net (non-zero after 8-bit quantization) / possible, counted alike "
+        "for every method, dense included; *explored*: synapses ever active / possible (in-time "
+        "over-parameterisation); *turnover*: synapses swapped "
         f"per update / active. SynOps counted on {SYNOPS_SAMPLES} test samples, file size from model.net. "
         f"{status} Sweep wall time so far: {wall / 60:.0f} min ({args.jobs} jobs).", "",
         table(rows, args.split), "",

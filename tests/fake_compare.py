@@ -14,7 +14,7 @@ def fake(job):
     cfg = job["config"]
     return {"key": job["key"], "label": job["label"], "method": cfg["method"], "density": cfg["density"],
             "seed": cfg["seed"], "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10,
-            "file_bytes": 5, "wall_seconds": 1.0, "evolver_share": 0.0, "test_samples": 360,
+            "file_bytes": 5, "file_density": 1.0, "wall_seconds": 1.0, "evolver_share": 0.0, "test_samples": 360,
             "history": [{"epoch": 1, "test_accuracy": 0.5, "explored": {"layer1": 1.0}}]}
 
 

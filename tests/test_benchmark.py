@@ -231,7 +231,8 @@ def test_ci95_and_paired_differences():
     mean, half = ci95([1.0, 2.0, 3.0])
     assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
     runs = [{"label": lb, "method": lb, "density": d, "seed": s, "test_accuracy": a, "explored": 0.1,
-             "turnover_per_update": 0, "synops": 1, "file_bytes": 1, "wall_seconds": 1, "evolver_share": 0}
+             "turnover_per_update": 0, "synops": 1, "file_bytes": 1, "file_density": d, "wall_seconds": 1,
+             "evolver_share": 0}
             for lb, d, accs in (("dense", 1.0, [0.90, 0.80, 0.85]), ("static", 0.1, [0.89, 0.79, 0.84]),
                                 ("esl", 0.1, [0.90, 0.81, 0.86]))
             for s, a in enumerate(accs)]
@@ -297,6 +298,7 @@ def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
     todo = compare.jobs(args)
     run = {"key": todo[0]["key"], "label": "dense", "method": "dense", "density": 1.0, "seed": 0,
            "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10, "file_bytes": 5,
+           "file_density": 1.0,
            "wall_seconds": 1.0, "evolver_share": 0.0, "test_samples": 360,
            "history": [{"epoch": 1, "test_accuracy": 0.5, "explored": {"layer1": 1.0}}]}
     compare.render(args, todo, [run], 1.0)

@@ -21,7 +21,13 @@ import torch
 from .. import distributed
 from ..config import ACTIVITY_RULES, GRADIENT_RULES
 from .allocation import layer_counts
+from .quantum import keep_quantum
 from .rules import drop_weakest, grow
+
+
+# with keep_quantum, the float weight a grown synapse starts at: any value inside the quantizer's dead zone (half a
+# step, 1/64 for SLAYER's 8-bit weights) that is not zero, which the floor turns into one step
+START = 1e-4
 
 
 @dataclass
@@ -47,6 +53,8 @@ class EvolverConfig:
     # whose optimizer moments (momentum, Adam's two moments) an update zeroes: every changed synapse (changed), the
     # newly grown ones only (new: google-research/rigl), or none (rigl-torch, which resets only SGD momentum)
     reset_state: str = "changed"
+    # a non-zero weight never quantizes to zero (sparsity.quantum): the mask's synapses are the exported ones
+    keep_quantum: bool = False
 
 
 class MaskEvolver:
@@ -81,9 +89,13 @@ class MaskEvolver:
                 w.mul_(self.masks[k])
                 if config.rescale_init:
                     w.mul_(1 / math.sqrt(self.counts[k] / w.numel()))
+        self._quantizers = {}  # module -> its own quantizer, while keep_quantum wraps it
         for k, (module, w) in weights.items():
             self._hooks.append(module.register_forward_pre_hook(self._mask_weight_hook(k)))
             self._hooks.append(w.register_hook(self._mask_grad_hook(k)))
+            if config.keep_quantum and getattr(module, "pre_hook_fx", None) is not None:
+                self._quantizers[module] = module.pre_hook_fx
+                module.pre_hook_fx = keep_quantum(module.pre_hook_fx)
 
     # -- hooks ---------------------------------------------------------------------------------
     def _mask_weight_hook(self, name):
@@ -116,7 +128,8 @@ class MaskEvolver:
         return step % self.config.update_interval == 0 and self.drop_fraction(step) > 0
 
     def _needs_dense_grad(self, step: int) -> bool:
-        return self.config.regrow in GRADIENT_RULES and self.is_update_step(step)
+        wanted = self.config.regrow in GRADIENT_RULES or self.config.keep_quantum  # the latter for new signs
+        return wanted and self.is_update_step(step)
 
     # -- the per-step call ---------------------------------------------------------------------
     @torch.no_grad()
@@ -158,6 +171,8 @@ class MaskEvolver:
             self.explored[k].logical_or_(new)
             self.grown[k] = new
             w.masked_fill_(removed | new, 0.0)  # new synapses start at zero (RigL)
+            if self.config.keep_quantum:  # ... or at one quantization step, downhill (or at random if flat)
+                w.add_(self._start_signs(k, w) * new * START)
             reset = {"changed": removed | new, "new": new, "none": None}[self.config.reset_state]
             if reset is not None:
                 self._reset_optimizer_state(w, reset)
@@ -167,6 +182,12 @@ class MaskEvolver:
         self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
         distributed.check_same(self.masks, "masks")  # under DDP: every rank made the same choices
         distributed.check_same(self.weights, "weights")
+
+    def _start_signs(self, name: str, w: torch.Tensor) -> torch.Tensor:
+        """±1 per synapse: against the dense gradient where it is known and not zero, else drawn at random."""
+        coin = torch.randint(0, 2, w.shape, generator=self.generator).to(w.device) * 2.0 - 1
+        grad = self._dense_grads.get(name)
+        return coin if grad is None else torch.where(grad != 0, -torch.sign(grad), coin)
 
     def _reset_optimizer_state(self, w: torch.Tensor, changed: torch.Tensor) -> None:
         """Zero momentum (and Adam's second moment) of `changed` synapses so stale state cannot move them. Adam's step
@@ -216,7 +237,10 @@ class MaskEvolver:
         self._capture = self._needs_dense_grad(self.step_count + 1)
 
     def remove(self) -> None:
-        """Detach the hooks (the masks stay baked into the weights)."""
+        """Detach the hooks and give each synapse its own quantizer back (the masks stay baked into the weights)."""
         for h in self._hooks:
             h.remove()
         self._hooks.clear()
+        for module, quantize in self._quantizers.items():
+            module.pre_hook_fx = quantize
+        self._quantizers.clear()
