@@ -3,7 +3,7 @@ and dense, on the benchmark set's *validation* split (settings are never chosen 
 
     .venv/bin/python bench/ablation.py [--seeds 0,1,2] [--densities 0.05] [--jobs 2]
 
-Same as `python -m esl_train.compare --name ablation --md tuning.md --split val ...`; finished runs are stored in
+Same as `python -m esl_bench.compare --name ablation --md tuning.md --split val ...`; finished runs are stored in
 docs/compare_runs/ and shared with the comparison."""
 
 import sys
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esl_train.compare import main  # noqa: E402
+from esl_bench.compare import main  # noqa: E402
 
 if __name__ == "__main__":
     variants = (ROOT / "bench" / "esl_ablation.json").read_text()

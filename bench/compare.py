@@ -4,7 +4,7 @@
     .venv/bin/python bench/compare.py --seeds 0,1,2,3,4   # add seeds: stored runs are reused
     .venv/bin/python bench/compare.py --quick    # minutes, on the small set
 
-Same as `python -m esl_train.compare --out docs`."""
+Same as `python -m esl_bench.compare --out docs`."""
 
 import sys
 from pathlib import Path
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esl_train.compare import main  # noqa: E402
+from esl_bench.compare import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["--out", str(ROOT / "docs"), *sys.argv[1:]]))

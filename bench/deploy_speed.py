@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esl_train.markdown import write_section  # noqa: E402
+from esl_bench.markdown import write_section  # noqa: E402
 from esl_train.quiet import import_lava_dl  # noqa: E402
 
 import_lava_dl()

@@ -85,7 +85,7 @@ def _test_split(model: str, samples: int | None):
 
 def agreement(args) -> None:
     from esl_deploy.twin import build_twin
-    from esl_train.markdown import write_section
+    from esl_bench.markdown import write_section
 
     net, data, x, labels = _test_split(args.model, args.samples)
     labels, n = labels.numpy(), len(x)
@@ -146,7 +146,7 @@ def neurobench_compare(model: str | Path, x: torch.Tensor, labels: torch.Tensor)
 
 
 def neurobench(args) -> None:
-    from esl_train.markdown import write_section
+    from esl_bench.markdown import write_section
 
     _, data, x, labels = _test_split(args.model, args.samples)
     n = len(x)

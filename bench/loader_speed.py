@@ -78,7 +78,7 @@ def main() -> int:
     import torch
 
     from esl_train.data import tonic_sets
-    from esl_train.markdown import write_section
+    from esl_bench.markdown import write_section
     from esl_train.models import build
     from esl_train.quiet import import_lava_dl
     from esl_train.trainer import make_loss

@@ -76,7 +76,7 @@ def _one(job):
 
 def ours(seeds: list[int], density: float) -> dict[int, float]:
     """Our `--method rigl` on the same protocol and seeds, from the comparison's store."""
-    from esl_train.compare import run_key
+    from esl_bench.compare import run_key
     from esl_train.config import TrainConfig
 
     out = {}
@@ -89,7 +89,7 @@ def ours(seeds: list[int], density: float) -> dict[int, float]:
 
 
 def render(ref: list[dict], mine: dict[int, float], args) -> str:
-    from esl_train.compare import ci95
+    from esl_bench.compare import ci95
 
     seeds = ",".join(map(str, args.seeds))
     lines = ["| seed | rigl-torch 0.5.2 test % | ours (`--method rigl`) test % | ours - reference |",
@@ -132,7 +132,7 @@ def main() -> None:
     from esl_train.data import load_dataset
 
     from esl_train.atomic import write_text
-    from esl_train.markdown import write_section
+    from esl_bench.markdown import write_section
 
     path = ROOT / "docs" / "peer-rigl.json"
     stored = json.loads(path.read_text())["reference"] if path.exists() else []  # resumable: finished seeds are kept

@@ -161,7 +161,7 @@ def render(results: list[dict], synapse: list[dict], args, wall: float) -> str:
 
 def accuracy(seeds=(0, 1, 2)) -> str:
     """Paired test accuracy (ours - lava-dl's) of stored compare runs of the longer protocol."""
-    from esl_train.compare import ci95, run_key
+    from esl_bench.compare import ci95, run_key
     from esl_train.config import TrainConfig
 
     base = {"dataset": "digits-bench", "arch": "mlp", "epochs": 15, "steps": 20, "hidden": 128, "batch_size": 128,
@@ -204,7 +204,7 @@ def main() -> None:
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, JSON out
     args = p.parse_args()
     if args.accuracy:
-        from esl_train.markdown import write_section
+        from esl_bench.markdown import write_section
 
         body = accuracy()
         write_section(ROOT / "docs" / "benchmarks.md", "kernels-accuracy", body)
@@ -219,7 +219,7 @@ def main() -> None:
     start = time.perf_counter()
     results = measure(args)
     synapse = synapse_break_even(args.densities)
-    from esl_train.markdown import write_section
+    from esl_bench.markdown import write_section
 
     body = render(results, synapse, args, time.perf_counter() - start)
     write_section(ROOT / "docs" / "benchmarks.md", "train-speed", body)

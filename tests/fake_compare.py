@@ -1,4 +1,4 @@
-"""`python -m tests.fake_compare TRAINED_DIR ARGS...`: esl_train.compare with its training replaced by a finished run's
+"""`python -m tests.fake_compare TRAINED_DIR ARGS...`: esl_bench.compare with its training replaced by a finished run's
 record, one file in TRAINED_DIR per training, so that tests of the harness (shards, damaged stores) take seconds.
 Run as its own process: compare forks its pool workers, which a test process full of threads should not do."""
 
@@ -6,7 +6,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from esl_train import compare, data, quiet
+from esl_bench import compare
+from esl_train import data, quiet
 
 
 def fake(job):

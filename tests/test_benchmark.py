@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from esl_train.compare import ci95, summarize
+from esl_bench.compare import ci95, summarize
 from esl_train.data import digits_bench
 from esl_train.data.digits_dvs import EVENT_DTYPE
 from esl_train.data.framing import events_to_spikes
@@ -244,7 +244,7 @@ def test_ci95_and_paired_differences():
 
 
 def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
-    from esl_train.compare import run_key
+    from esl_bench.compare import run_key
     from esl_train.config import TrainConfig
 
     key = lambda **ev: run_key(TrainConfig(method="set", density=0.1, evolver=ev), 1)  # noqa: E731
@@ -263,7 +263,7 @@ def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
 
 @pytest.mark.timeout(400)
 def test_sweep_stores_each_run_and_resumes(tmp_path):
-    base = [sys.executable, "-m", "esl_train.compare", "--quick", "--out", str(tmp_path), "--jobs", "2"]
+    base = [sys.executable, "-m", "esl_bench.compare", "--quick", "--out", str(tmp_path), "--jobs", "2"]
     p = subprocess.run(base + ["--methods", "static"], capture_output=True, text=True, timeout=380)
     assert p.returncode == 0, p.stderr
     assert "2 runs: 0 stored, 2 to do" in p.stdout
@@ -292,7 +292,7 @@ def test_sweep_stores_each_run_and_resumes(tmp_path):
 
 
 def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
-    from esl_train import compare
+    from esl_bench import compare
 
     args = compare.settings(["--quick", "--out", str(tmp_path), "--methods", "static"])
     todo = compare.jobs(args)
@@ -310,18 +310,18 @@ def test_rendered_command_says_each_setting_once_and_reproduces_the_sweep():
     sweep they amount to, each option once, and parsing it must give the same settings."""
     import shlex
 
-    from esl_train import compare
+    from esl_bench import compare
 
     argv = ["--out", "/somewhere", "--name", "ablation", "--split", "val", "--densities", "0.05", "--seeds", "0,1,2",
             "--variants", '{"a b": {"method": "esl", "evolver": {"drop_fraction": 0.3}}}',
             "--name", "ablation-low", "--densities", "0.02,0.01", "--lr", "0.001"]
     line = compare.command(compare.settings(argv))
     words = shlex.split(line)
-    assert words[:3] == ["python", "-m", "esl_train.compare"] and "--out" not in words
+    assert words[:3] == ["python", "-m", "esl_bench.compare"] and "--out" not in words
     assert words.count("--name") == 1 and words.count("--densities") == 1 and "--epochs" not in words
     again, original = vars(compare.settings(words[3:])), vars(compare.settings(argv))
     assert {k: v for k, v in again.items() if k != "out"} == {k: v for k, v in original.items() if k != "out"}
-    assert compare.command(compare.settings(["--quick"])) == "python -m esl_train.compare --quick"
+    assert compare.command(compare.settings(["--quick"])) == "python -m esl_bench.compare --quick"
 
 
 def fake_compare(trained, *argv):
@@ -338,7 +338,7 @@ def trained_keys(trained):
 def test_two_shards_in_one_folder_train_each_run_exactly_once(tmp_path):
     """--shard K/N: two invocations sharing the store train disjoint shares that together cover the sweep, and each
     renders the table from every stored run (its own and the other shard's)."""
-    from esl_train import compare
+    from esl_bench import compare
 
     trained = tmp_path / "trained"
     argv = ["--quick", "--out", str(tmp_path), "--seeds", "0,1,2", "--jobs", "2", "--densities", "0.1,0.05"]
@@ -355,7 +355,7 @@ def test_two_shards_in_one_folder_train_each_run_exactly_once(tmp_path):
 
 @pytest.mark.parametrize("bad", ["2/2", "1", "a/b", "-1/3"])
 def test_a_bad_shard_is_one_usage_line(bad, capsys):
-    from esl_train import compare
+    from esl_bench import compare
 
     with pytest.raises(SystemExit) as e:
         compare.settings(["--shard", bad])
@@ -363,7 +363,7 @@ def test_a_bad_shard_is_one_usage_line(bad, capsys):
 
 
 def test_damaged_stored_runs_are_named_set_aside_and_trained_again(tmp_path):
-    from esl_train import compare
+    from esl_bench import compare
 
     trained = tmp_path / "trained"
     argv = ["--quick", "--out", str(tmp_path), "--methods", "static,set,rigl,esl", "--jobs", "1"]

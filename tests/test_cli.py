@@ -104,3 +104,16 @@ def test_a_new_run_records_its_whole_evolver_rule_so_a_resume_keeps_it(monkeypat
     saved = json.loads(json.dumps(cfg.to_dict()))  # what config.json holds
     monkeypatch.setitem(config.PRESETS, "esl", {**config.PRESETS["esl"], "regrow": "random"})  # a later release
     assert config.TrainConfig.from_dict(saved).evolver_settings() == cfg.evolver
+
+
+def test_esl_train_knows_nothing_of_deployment_or_the_harness():
+    """Layering: esl_bench sits above esl_train and esl_deploy; esl_train imports neither."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "esl_train"
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] in ("esl_deploy", "esl_bench") for n in names), path

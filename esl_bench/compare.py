@@ -1,4 +1,4 @@
-"""`python -m esl_train.compare`: dense, static, SET, RigL and ESL side by side, with paired seeds and 95 % CIs.
+"""`python -m esl_bench.compare`: dense, static, SET, RigL and ESL side by side, with paired seeds and 95 % CIs.
 
 Every method trains the same network on the same data; the same seed gives every method the same data order and
 the same initial weights, so differences are paired by seed. The accuracy of a run is declared before it is
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, write_text
-from .config import DATASETS, KERNELS, METHODS, TrainConfig
-from .errors import UsageError, first_line
+from esl_train.atomic import atomic_path, write_text
+from esl_train.config import DATASETS, KERNELS, METHODS, TrainConfig
+from esl_train.errors import UsageError, first_line
 
 DENSITIES = (0.2, 0.1, 0.05, 0.02, 0.01)
 # The benchmark protocol (docs/benchmarks.md): the benchmark set, a network it over-parameterises, paired seeds.
@@ -85,7 +85,7 @@ def _train_and_measure(job: dict) -> dict:
     from esl_deploy import accounting, netx_file
     from esl_deploy.twin import build_twin
 
-    from . import trainer
+    from esl_train import trainer
 
     cfg = TrainConfig.from_dict(job["config"])
     with tempfile.TemporaryDirectory(prefix="compare-") as folder:
@@ -316,7 +316,7 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m esl_train.compare", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m esl_bench.compare", description=__doc__.splitlines()[0])
     p.add_argument("--out", default="docs", help="folder for the stored runs, <name>.json, the plots and --md")
     p.add_argument("--name", default="compare", help="names the stored runs, the json, the plots and the md section")
     p.add_argument("--md", default="benchmarks.md", help="markdown file in --out that gets the table")
@@ -382,7 +382,7 @@ def settings(argv: list[str]) -> argparse.Namespace:
 def command(args: argparse.Namespace) -> str:
     """The sweep's command line, rebuilt from its settings: each setting that differs from its default, once (a
     sweep started through bench/ablation.py's defaults plus overrides reads as the one command it amounts to)."""
-    words = ["python -m esl_train.compare", *(["--quick"] if args.quick else [])]
+    words = ["python -m esl_bench.compare", *(["--quick"] if args.quick else [])]
     for key, default in vars(settings(words[1:])).items():
         value = getattr(args, key)
         if key in (*HOW, "quick") or value == default:
@@ -456,8 +456,8 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     if pending:  # rendering alone needs neither Lava nor the data
-        from .data import load_dataset
-        from .quiet import import_lava_dl
+        from esl_train.data import load_dataset
+        from esl_train.quiet import import_lava_dl
 
         import_lava_dl()  # Lava sets the 'fork' start method on import: do it once here, workers inherit it
         load_dataset(args.dataset, args.steps, args.data_dir)  # build the data cache once, before the workers

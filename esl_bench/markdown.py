@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .atomic import write_text
+from esl_train.atomic import write_text
 
 
 def write_section(path: Path, name: str, body: str) -> None:
