@@ -29,6 +29,7 @@ import numpy as np
 
 from esl_train.atomic import atomic_path, write_text
 from esl_train.config import DATASETS, KERNELS, METHODS, TrainConfig
+from esl_train.cli import HelpFormatter, Parser
 from esl_train.errors import UsageError, first_line
 
 DENSITIES = (0.2, 0.1, 0.05, 0.02, 0.01)
@@ -316,25 +317,29 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m esl_bench.compare", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m esl_bench.compare", description=__doc__.splitlines()[0], allow_abbrev=False,
+               formatter_class=HelpFormatter)
     p.add_argument("--out", default="docs", help="folder for the stored runs, <name>.json, the plots and --md")
     p.add_argument("--name", default="compare", help="names the stored runs, the json, the plots and the md section")
     p.add_argument("--md", default="benchmarks.md", help="markdown file in --out that gets the table")
-    p.add_argument("--title", default="Method comparison (benchmark protocol)")
-    p.add_argument("--methods", default="static,set,rigl,esl", type=lambda s: [m for m in s.split(",") if m])
-    p.add_argument("--variants", default={}, type=json.loads,
+    p.add_argument("--title", default="Method comparison (benchmark protocol)", help="the md section's heading")
+    p.add_argument("--methods", default="static,set,rigl,esl", type=comma_words,
+                   help="sparse methods at their presets, comma-separated (dense is always trained once per seed)")
+    p.add_argument("--variants", default="{}", type=variants,
                    help='extra variants as JSON: {"label": {"method": "esl", "evolver": {"regrow": "random"}}}')
-    p.add_argument("--densities", default=",".join(map(str, DENSITIES)),
-                   type=lambda s: [float(x) for x in s.split(",")])
-    p.add_argument("--seeds", default="0,1,2", type=lambda s: [int(x) for x in s.split(",")],
+    p.add_argument("--densities", default=",".join(map(str, DENSITIES)), type=numbers(float),
+                   help="comma-separated densities for every sparse method")
+    p.add_argument("--seeds", default="0,1,2", type=numbers(int),
                    help="seed list (more seeds tighten the CIs; stored runs are reused)")
-    for k in ("epochs", "steps", "hidden", "batch_size"):
-        p.add_argument(f"--{k.replace('_', '-')}", type=int, default=BENCH[k])
-    p.add_argument("--lr", type=float, default=BENCH["lr"])
-    p.add_argument("--lr-schedule", default=BENCH["lr_schedule"], choices=("constant", "cosine"))
-    p.add_argument("--arch", default=BENCH["arch"], choices=("mlp", "conv"))
-    p.add_argument("--dataset", default=BENCH["dataset"], choices=DATASETS)
-    p.add_argument("--data-dir")
+    for k, what in (("epochs", "training epochs"), ("steps", "time steps per sample"),
+                    ("hidden", "hidden width (the conv net: 128 -> 8 and 16 channels)"), ("batch_size", "batch size")):
+        p.add_argument(f"--{k.replace('_', '-')}", type=int, default=BENCH[k], help=what)
+    p.add_argument("--lr", type=float, default=BENCH["lr"], help="Adam's learning rate")
+    p.add_argument("--lr-schedule", default=BENCH["lr_schedule"], choices=("constant", "cosine"),
+                   help="learning rate over training")
+    p.add_argument("--arch", default=BENCH["arch"], choices=("mlp", "conv"), help="the network")
+    p.add_argument("--dataset", default=BENCH["dataset"], choices=DATASETS, help="the data set")
+    p.add_argument("--data-dir", help="folder of a real data set (python -m esl_train --help)")
     p.add_argument("--split", default="test", choices=("test", "val"),
                    help="what the accuracy is measured on: val to choose settings, test to report")
     p.add_argument("--last-k", type=int, default=3, help="accuracy = mean of the last k epochs")
@@ -343,13 +348,38 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kernels", default="auto", choices=KERNELS,
                    help="CPU implementation of the CUBA blocks (python -m esl_train --help); runs stored before this "
                         "option existed were trained with slayer")
-    p.add_argument("--shard", default=(0, 1), type=shard, metavar="K/N",
+    p.add_argument("--shard", default="0/1", type=shard, metavar="K/N",
                    help="train only share K of N (0 <= K < N) of the missing runs, split by run key: N invocations "
                         "sharing --out split the sweep (docs/scaling.md)")
     p.add_argument("--quick", action="store_true", help="embedded digits, 1 seed, density 0.1, 2 epochs, tiny net")
     p.add_argument("--render-only", action="store_true",
                    help="rewrite the table, <name>.json and the plots from the stored runs; train nothing")
     return p
+
+
+def comma_words(value: str) -> list[str]:
+    return [w for w in value.split(",") if w]
+
+
+def numbers(kind):
+    """A comma-separated list of `kind`, or argparse's one-line error naming the bad entry."""
+    def parse(value: str) -> list:
+        try:
+            return [kind(x) for x in value.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {value!r}") from None
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse
+
+
+def variants(value: str) -> dict:
+    try:
+        out = json.loads(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--variants is not JSON ({e})") from None
+    if not isinstance(out, dict):
+        raise argparse.ArgumentTypeError('--variants takes a JSON object: {"label": {"method": "esl", ...}}')
+    return out
 
 
 def shard(value: str) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from esl_train.atomic import atomic_path, write_text
-from esl_train.cli import Parser, check_output_folder, main_wrapper
+from esl_train.cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from esl_train.errors import UsageError
 from esl_train.quiet import import_lava_dl
 
@@ -134,12 +134,17 @@ def write_reports(budgets: list[dict], folder: Path) -> None:
     plot(budgets, folder / "budget.png")
 
 
-def _main(argv) -> int:
-    p = Parser(prog="python -m esl_deploy.budget", description=__doc__.splitlines()[0], allow_abbrev=False)
+def parser() -> Parser:
+    p = Parser(prog="python -m esl_deploy.budget", description=__doc__.splitlines()[0], allow_abbrev=False,
+               formatter_class=HelpFormatter)
     p.add_argument("model", help="netx HDF5 file (model.net)")
     p.add_argument("--hw", default="loihi1,loihi2", help=f"comma-separated targets: {', '.join(hw.available())}")
-    p.add_argument("--report", help="folder for report.json, report.md, budget.png (default: beside the model)")
-    args = p.parse_args(argv)
+    p.add_argument("--report", help="folder for report.json, report.md, budget.png (default: <model folder>/budget)")
+    return p
+
+
+def _main(argv) -> int:
+    args = parser().parse_args(argv)
     targets = [hw.load(k) for k in args.hw.split(",")]
     if any(t.kind != "neuromorphic" for t in targets):
         raise UsageError("--hw for a budget must be a neuromorphic chip (loihi1, loihi2)")

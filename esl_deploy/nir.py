@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esl_train.cli import Parser, check_input_file, check_output_file, main_wrapper
+from esl_train.cli import HelpFormatter, Parser, check_input_file, check_output_file, main_wrapper
 from esl_train.errors import UsageError
 
 from .netx_file import DECAY_SCALE, W_SCALE, Layer, NetFile
@@ -395,13 +395,15 @@ def import_(src: str | Path, out: str | Path, dt: float | None, dataset: str | N
 # ---------------------------------------------------------------------------------------------------- CLI
 
 def parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m esl_deploy.nir", description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = Parser(prog="python -m esl_deploy.nir", description=__doc__.splitlines()[0], allow_abbrev=False,
+               formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    e = sub.add_parser("export", help="model.net -> model.nir")
+    e = sub.add_parser("export", help="model.net -> model.nir", formatter_class=HelpFormatter)
     e.add_argument("model", help="netx file (model.net from esl_train)")
     e.add_argument("out", help="the .nir file to write")
     e.add_argument("--dt", type=float, default=1e-3, help="seconds per time step, for NIR's time constants")
-    i = sub.add_parser("import", help="model.nir -> model.net (Loihi integers, netx layout)")
+    i = sub.add_parser("import", help="model.nir -> model.net (Loihi integers, netx layout)",
+                       formatter_class=HelpFormatter)
     i.add_argument("nir_file", help="NIR graph (HDF5) from nir.write, e.g. snnTorch's export_to_nir")
     i.add_argument("out", help="the netx file to write (run it with python -m esl_deploy.run)")
     i.add_argument("--dt", type=float, help="seconds per time step (default: the graph's metadata dt, else the "

@@ -22,18 +22,29 @@ def test_help_is_fast():
     assert seconds < 2
 
 
-@pytest.mark.parametrize("command", ["esl_train", "esl_deploy.run"])
-def test_every_option_has_help_and_says_its_default_at_most_once(command):
+def _parsers():
+    """Every command's parser: (name, argparse parser), subcommands included."""
     import importlib
 
-    p = importlib.import_module(f"{command}.__main__" if command == "esl_train" else command).parser()
+    for name in ("esl_train.__main__", "esl_deploy.run", "esl_deploy.budget", "esl_bench.compare", "esl_deploy.nir"):
+        p = importlib.import_module(name).parser()
+        subs = [a for a in p._actions if a.choices and hasattr(a, "_name_parser_map")]
+        if subs:
+            yield from ((f"{name} {k}", sp) for k, sp in subs[0].choices.items())
+        else:
+            yield name, p
+
+
+@pytest.mark.parametrize("name, p", list(_parsers()), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_option_has_help_and_says_its_default_at_most_once(name, p):
     formatter = p._get_formatter()
     for action in p._actions:
-        if not action.option_strings or action.dest == "help":
+        if action.dest == "help":
             continue
         text = formatter._expand_help(action) if action.help else ""
-        assert text and "(default: None)" not in text, action.option_strings
-        assert text.count("(default") <= 1, (action.option_strings, text)
+        assert text and "(default: None)" not in text, (name, action.option_strings or action.dest)
+        assert text.count("(default") <= 1, (name, action.option_strings, text)
+    assert p.format_help().count("(default: None)") == 0
 
 
 @pytest.mark.parametrize("args, words", [
