@@ -20,8 +20,9 @@ train: setup
 test: setup
 	$(PY) -m pytest
 
-neurobench: setup  # optional extra: snnTorch + NeuroBench 2.3 beside our torch 2.3.1 (bench/interop.py)
+neurobench: setup  # optional extra: snnTorch + NeuroBench 2.3 beside our torch 2.3.1 (bench/interop.py), Norse for tests
 	$(UV) pip install -q -p $(PY) "torch==2.3.1" "numpy<2" -e ".[neurobench]"
+	$(UV) pip install -q -p $(PY) --no-deps "norse==1.1.0"
 
 peer-rigl: setup  # optional extra: the reference RigL (rigl-torch 0.5.2, no dependencies of its own) for bench/peer_rigl.py
 	$(UV) pip install -q -p $(PY) --no-deps "rigl-torch==0.5.2"

@@ -47,10 +47,7 @@ def snntorch_model(model: str | Path):
     with tempfile.TemporaryDirectory() as tmp:
         export(model, Path(tmp) / "model.nir", SNNTORCH_DT)
         graph = nir.read(Path(tmp) / "model.nir")
-    module = import_from_nir(graph)
-    for m in module.modules():  # NIR counts Flatten's dims without the batch; torch.nn.Flatten counts the batch
-        if isinstance(m, torch.nn.Flatten):
-            m.start_dim += 1
+    module = import_from_nir(graph)  # as it is: our Flatten counts its dims from the end
     return module, [m for m in module.modules() if isinstance(m, Synaptic)]
 
 

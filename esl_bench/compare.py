@@ -367,7 +367,8 @@ def numbers(kind):
         try:
             return [kind(x) for x in value.split(",")]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {value!r}") from None
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {value!r}") \
+                from None
     parse.__name__ = f"list of {kind.__name__}"
     return parse
 

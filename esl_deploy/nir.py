@@ -67,6 +67,14 @@ def _cuba_node(layer: Layer, dt: float):
                        v_reset=full(0.0), w_in=full(DECAY_SCALE / i_decay), metadata=meta)
 
 
+def _flatten(shape: tuple):
+    """Flatten counted from the end (-len(shape) .. -1): valid NIR, whose types have no batch dimension, and the same
+    module where nirtorch hands the dims to torch.nn.Flatten, which counts the batch (snnTorch, Norse load it as is)."""
+    import nir
+
+    return nir.Flatten(input_type={"input": np.array(shape)}, start_dim=-len(shape), end_dim=-1)
+
+
 def to_nir(net: NetFile, dt: float):
     """The NIR graph of a checked netx network: Input, [Flatten], (Linear | Conv2d | Flatten, CubaLIF)..., Output."""
     import nir
@@ -74,12 +82,11 @@ def to_nir(net: NetFile, dt: float):
     shape = tuple(net.input_shape)
     nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
     if net.layers[0].type == "dense":  # our MLP flattens its (P, H, W) input before the first layer
-        nodes["flatten"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+        nodes["flatten"] = _flatten(shape)
         shape = (int(np.prod(shape)),)
     for layer in net.layers:
         if layer.type == "flatten":
-            nodes[f"flatten{layer.index}"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0,
-                                                         end_dim=-1)
+            nodes[f"flatten{layer.index}"] = _flatten(shape)
         elif layer.type == "dense":
             nodes[f"linear{layer.index}"] = nir.Linear(weight=layer.weight.astype(np.float32) / W_SCALE)
         else:
@@ -98,7 +105,7 @@ def to_nir(net: NetFile, dt: float):
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata=metadata)
 
 
-def export(model: str | Path, out: str | Path, dt: float) -> str:
+def export(model: str | Path, out: str | Path, dt: float = 1e-3) -> str:
     from esl_train.atomic import atomic_path
 
     from . import netx_file
@@ -401,7 +408,9 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="model.net -> model.nir", formatter_class=HelpFormatter)
     e.add_argument("model", help="netx file (model.net from esl_train)")
     e.add_argument("out", help="the .nir file to write")
-    e.add_argument("--dt", type=float, default=1e-3, help="seconds per time step, for NIR's time constants")
+    e.add_argument("--dt", type=float, default=1e-3, help="seconds per time step, for NIR's time constants "
+                                                           "(snnTorch's importer assumes 1e-4)")
+    e.add_argument("--force", action="store_true", help="replace the output file if it exists")
     i = sub.add_parser("import", help="model.nir -> model.net (Loihi integers, netx layout)",
                        formatter_class=HelpFormatter)
     i.add_argument("nir_file", help="NIR graph (HDF5) from nir.write, e.g. snnTorch's export_to_nir")
@@ -410,6 +419,7 @@ def parser() -> argparse.ArgumentParser:
                                             "dt at which the graph's input gains are one: tau_syn/w_in or tau/r)")
     i.add_argument("--dataset", help="data set the network takes (written to the file for esl_deploy.run)")
     i.add_argument("--steps", type=int, help="time steps per sample (written to the file for esl_deploy.run)")
+    i.add_argument("--force", action="store_true", help="replace the output file if it exists")
     return p
 
 
@@ -418,7 +428,7 @@ def _main(argv) -> int:
     if args.dt is not None and not (np.isfinite(args.dt) and args.dt > 0):
         raise UsageError(f"--dt must be a positive number of seconds, got {args.dt:g}")
     if args.command == "export":
-        check_output_file(args.out, "out")
+        check_output_file(args.out, "out", source=args.model, force=args.force)
         print(export(args.model, args.out, args.dt))
         return 0
     from esl_train.config import DATASETS
@@ -427,7 +437,7 @@ def _main(argv) -> int:
         raise UsageError(f"unknown --dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be at least 1, got {args.steps}")
-    check_output_file(args.out, "out")
+    check_output_file(args.out, "out", source=args.nir_file, force=args.force)
     for line in import_(args.nir_file, args.out, args.dt, args.dataset, args.steps):
         print(line)
     print(f"wrote {args.out}; run it with: python -m esl_deploy.run {args.out}")

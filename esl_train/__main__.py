@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -227,6 +228,9 @@ def _train(args, cfg: TrainConfig, folder: Path, resume: bool, state: dict) -> i
           f"({metrics['synapses']}/{metrics['possible']} synapses in model.net) | "
           f"evolver {100 * t['evolver_share']:.2f} % of training time")
     print(f"run folder: {folder}  (model.net, metrics.json, training.png, checkpoint.pt)")
+    model = shlex.quote(str(folder / "model.net"))
+    print(f"next: {launch.command('esl_deploy.run')} {model}      # run it on Lava (report in {folder}/deploy)\n"
+          f"      {launch.command('esl_deploy.budget')} {model}   # its cores and chips on Loihi 1 and 2")
     return 0
 
 

@@ -61,13 +61,20 @@ def check_output_folder(value: str | Path, flag: str, must_be_empty: bool = Fals
     return path
 
 
-def check_output_file(value: str | Path, flag: str) -> Path:
-    """The file `value` names, checked before the work: not empty, not a folder, in a folder we can write in."""
+def check_output_file(value: str | Path, flag: str, source: str | Path | None = None, force: bool = False) -> Path:
+    """The file `value` names, checked before the work: not empty, not a folder, in a folder we can write in, never
+    the `source` it is made from, and not an existing file unless `force`."""
     if not str(value).strip():
         raise UsageError(f"{flag} is empty; pass a file name")
     path = Path(value)
     if path.is_dir():
         raise UsageError(f"{flag} {path} is a folder; pass a file name inside it")
+    if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+        raise UsageError(f"{flag} {path} is the input file itself; pass another name for the output")
+    if path.exists() and not force:
+        raise UsageError(f"{flag} {path} exists; pass another name, or --force to replace it")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{flag} {path} is not a regular file (a device, pipe or socket); pass a file name")
     if not path.parent.is_dir():
         raise UsageError(f"{flag} {path}: the folder {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -81,6 +88,8 @@ def check_input_file(value: str | Path, folder_hint: str, missing_hint: str) -> 
     path = Path(value)
     if path.is_dir():
         raise UsageError(f"{path} is a folder; {folder_hint}")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{path} is not a regular file (a device, pipe or socket); {folder_hint}")
     if not path.is_file():
         raise UsageError(f"{path} does not exist; {missing_hint}")
     if not os.access(path, os.R_OK):

@@ -173,6 +173,16 @@ class Run:
             return {k: 1.0 for k in self.net.weighted_blocks()}
         return {k: int(m.sum()) / m.numel() for k, m in self.evolver.masks.items()}
 
+    @torch.no_grad()
+    def file_density(self) -> float:
+        """The density model.net would have now: synapses whose weight is not zero after 8-bit quantization."""
+        kept = possible = 0
+        for b in self.net.weighted_blocks().values():
+            s = b.synapse
+            w = s.weight if s.pre_hook_fx is None else s.pre_hook_fx(s.weight)
+            kept, possible = kept + int(torch.count_nonzero(w)), possible + w.numel()
+        return kept / possible
+
     def explored(self) -> dict[str, float]:
         """Share of each layer's possible synapses ever active so far (dense: all of them)."""
         return self.evolver.exploration() if self.evolver else {k: 1.0 for k in self.net.weighted_blocks()}
@@ -233,19 +243,23 @@ class Run:
                 seen += len(y)
                 bar.update()
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", density=density)
-            self.train_seconds += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            self.train_seconds += seconds
             test_acc, test_loss = evaluate(self.net, self.test_loader, self.loss_fn, self.device)
             self.epoch += 1
             self.history.append({
                 "epoch": self.epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                 "test_loss": test_loss, "test_accuracy": test_acc,
+                "samples_per_second": seen * self.world_size / seconds, "file_density": self.file_density(),
                 "layer_density": self.layer_density(), "swapped": self.swapped(), "explored": self.explored(),
             })
             if self.val_loader:
                 self.history[-1]["val_accuracy"] = evaluate(self.net, self.val_loader, self.loss_fn, self.device)[0]
             if log:
+                h = self.history[-1]
                 bar.write(f"epoch {self.epoch}/{cfg.epochs}  loss {loss_sum / seen:.3f}  train {correct / seen:.3f}  "
-                          f"test {test_acc:.3f}")
+                          f"test {test_acc:.3f}  {h['samples_per_second']:,.0f} samples/s  "
+                          f"file density {h['file_density']:.4f}")
             self.save_checkpoint()
 
     # -- outputs -------------------------------------------------------------------------------
@@ -286,6 +300,7 @@ class Run:
             "timing": {
                 "train_seconds": self.train_seconds,
                 "train_step_ms": 1000 * self.train_seconds / max(steps, 1),
+                "samples_per_second": len(self.data.train) * self.epoch / max(self.train_seconds, 1e-9),
                 "evolver_seconds": ev.seconds if ev else 0.0,
                 "evolver_update_ms": 1000 * ev.seconds / len(ev.history) if ev and ev.history else 0.0,
                 "evolver_share": (ev.seconds / self.train_seconds) if ev and self.train_seconds else 0.0,

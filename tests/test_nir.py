@@ -172,3 +172,54 @@ def test_command_line_entry_point(exported, tmp_path):
                         "--dt", "1e-4"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "dt 0.0001 s" in p.stdout, p.stderr
     assert nir.read(tmp_path / "a.nir").metadata["dt"] == 1e-4
+
+
+def test_flatten_counts_from_the_end_so_nir_and_torch_agree(exported):
+    """NIR's types have no batch dimension, torch.nn.Flatten's dims count one: dims from the end mean the same in
+    both, so the graph passes NIR's type check and torch readers flatten each sample, not the batch."""
+    graph = nir.read(exported[1])  # type-checked
+    flattens = [n for n in graph.nodes.values() if isinstance(n, nir.Flatten)]
+    assert flattens and all(n.start_dim == -len(n.input_type["input"]) and n.end_dim == -1 for n in flattens)
+    for n in flattens:
+        x = torch.zeros(5, *n.input_type["input"])
+        assert torch.nn.Flatten(n.start_dim, n.end_dim)(x).shape == (5, *n.output_type["output"])
+
+
+def test_snntorch_loads_our_file_as_it_is(exported, tmp_path):
+    """Optional (make neurobench installs snnTorch): no hand edit between our export and snnTorch's model (at the
+    dt snnTorch's importer assumes)."""
+    pytest.importorskip("snntorch")
+    from snntorch.import_nir import import_from_nir
+
+    assert nir_io.main(["export", str(exported[0]), str(tmp_path / "s.nir"), "--dt", "1e-4"]) == 0
+    module = import_from_nir(nir.read(tmp_path / "s.nir"))
+    x = torch.zeros(3, 2, 24, 24)
+    out = module(x)
+    assert (out[0] if isinstance(out, tuple) else out).shape[-1] == 10
+
+
+def test_norse_loads_our_file_as_it_is(exported):
+    """Optional (pip install norse): Norse's from_nir builds a module that runs on a batch."""
+    norse = pytest.importorskip("norse.torch")
+    module = norse.from_nir(nir.read(exported[1]))
+    out = module(torch.zeros(3, 2, 24, 24))
+    assert (out[0] if isinstance(out, tuple) else out).shape[-1] == 10
+
+
+def test_an_output_is_never_its_input_nor_an_existing_file_without_force(exported, tmp_path, capsys):
+    model, graph_file = exported
+    copy = tmp_path / "m.net"
+    copy.write_bytes(model.read_bytes())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for args, words in ((["export", str(copy), str(copy)], "is the input file itself"),
+                        (["export", str(copy), str(copy), "--force"], "is the input file itself"),
+                        (["export", str(copy), str(notes)], "exists; pass another name, or --force"),
+                        (["import", str(graph_file), str(copy)], "exists; pass another name, or --force"),
+                        (["export", str(copy), "/dev/null", "--force"], "not a regular file")):
+        assert nir_io.main(args) == 2, args
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1, err
+    assert copy.read_bytes() == model.read_bytes() and notes.read_text() == "mine"
+    assert nir_io.main(["export", str(copy), str(notes), "--force"]) == 0
+    assert isinstance(nir.read(notes), nir.NIRGraph)
