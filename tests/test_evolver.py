@@ -124,12 +124,12 @@ def test_state_dict_round_trip_restores_masks_and_schedule():
     assert torch.equal(torch.randperm(50, generator=ev.generator), torch.randperm(50, generator=ev2.generator))
 
 
-def rigl_toy(grad, reset_state="new", keep_quantum=False):
+def rigl_toy(grad, reset_state="new"):
     """One layer of 6 synapses, 3 active (w = 0.5, -0.1, 0.3), Adam state set by hand, RigL's rule at drop 1/3."""
     layer = torch.nn.Linear(6, 1, bias=False)
     opt = torch.optim.Adam(layer.parameters())
     cfg = EvolverConfig(density=0.5, regrow="gradient", drop_fraction=1 / 3, regrow_dropped=True,
-                        reset_state=reset_state, schedule="constant", keep_quantum=keep_quantum)
+                        reset_state=reset_state, schedule="constant")
     ev = MaskEvolver({"l": (layer, layer.weight)}, opt, cfg, total_steps=100)
     ev.masks["l"].copy_(torch.tensor([[True, True, True, False, False, False]]))
     with torch.no_grad():
@@ -161,12 +161,3 @@ def test_rigl_grows_by_gradient_at_zero_and_resets_the_state_it_is_told_to(reset
         expected[0, zeroed] = 0
         assert torch.equal(state[key], expected)
     assert state["step"] == 7  # Adam's step count is global: it is not reset
-
-
-@pytest.mark.parametrize("grad, sign", [(0.9, -1), (-0.9, 1)])
-def test_with_keep_quantum_a_grown_synapse_starts_downhill_inside_the_dead_zone(grad, sign):
-    from esl_train.sparsity.evolver import START
-
-    mask, w, _, _ = rigl_toy([0.0, 0.1, 0.0, grad, 0.05, 0.0], keep_quantum=True)
-    assert mask == [True, False, True, True, False, False]
-    assert w == pytest.approx([0.5, 0, 0.3, sign * START, 0, 0])  # the floor makes it one step in the forward pass

@@ -1,11 +1,14 @@
-"""Every synapse the mask keeps is a synapse on chip: a weight that is not zero never quantizes to zero.
+"""A synapse that has been on chip stays on chip: its weight never quantizes back to zero.
 
 SLAYER trains through its 8-bit weight quantizer (`neuron.quantize_8bit`, steps of 2/64, straight-through gradient)
 and export writes that quantizer's output, so an active synapse whose weight sits in the quantizer's dead zone
-(|w| < 1/64) costs a place in the mask but is absent from model.net: at --density 0.1 about a quarter of the
-budget. `keep_quantum` wraps a synapse's quantizer so that such a weight becomes one quantization step with its own
-sign, in training and at export alike. The float weight underneath still moves freely (and may change sign); only
-exact zeros (pruned synapses, synapses grown this step) stay zero."""
+(|w| < 1/64) costs a place in the mask but is absent from model.net: at --density 0.1 about a fifth of the budget.
+With `keep_quantum` the evolver marks each active synapse whose weight has quantized to a non-zero value since it
+was grown (or since the start) as *on chip*, and wraps the synapse's quantizer so that an on-chip weight inside the
+dead zone becomes one quantization step with its own sign, in training and at export alike; the float weight
+underneath still moves freely and may change sign. Synapses not yet on chip are the evolver's free budget: they
+are dropped first at the next update. Mapping every non-zero weight to a step at once (new synapses and a quarter
+of the initial first layer included) was measured to cost 2 points on validation (docs/tuning.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ def smallest_step(quantize, descale: bool, like: torch.Tensor) -> torch.Tensor:
     return out[out > 0].min()
 
 
-def keep_quantum(quantize):
-    """`quantize` with its dead zone mapped to ± one step for non-zero inputs; the gradient stays quantize's."""
+def keep_quantum(quantize, on_chip):
+    """`quantize` with its dead zone mapped to ± one step where `on_chip()` (a bool tensor shaped like the weight)
+    is set; the gradient stays quantize's."""
     steps: dict = {}
 
     def quantize_keep(weight: torch.Tensor, descale: bool = False) -> torch.Tensor:
@@ -28,8 +32,7 @@ def keep_quantum(quantize):
         key = (descale, weight.device, weight.dtype)
         if key not in steps:
             steps[key] = smallest_step(quantize, descale, weight)
-        lost = (q == 0) & (weight != 0)
+        lost = (q == 0) & (weight != 0) & on_chip()
         return q + torch.where(lost, torch.sign(weight.detach()) * steps[key], torch.zeros_like(q))
 
-    quantize_keep.wrapped = quantize
     return quantize_keep
