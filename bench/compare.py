@@ -1,6 +1,6 @@
 """The method comparison benchmark (ESL vs SET, RigL, static, dense, paired seeds, 95 % CIs); writes into docs/.
 
-    .venv/bin/python bench/compare.py            # the sweep: seeds 0-2 x {0.2, 0.1, 0.05, 0.02, 0.01} x 4 methods + dense
+    .venv/bin/python bench/compare.py            # seeds 0-2 x {0.2, 0.1, 0.05, 0.02, 0.01} x 4 methods + dense
     .venv/bin/python bench/compare.py --seeds 0,1,2,3,4   # add seeds: stored runs are reused
     .venv/bin/python bench/compare.py --quick    # minutes, on the small set
 

@@ -117,7 +117,7 @@ def _train_and_measure(job: dict) -> dict:
                                      weights=[layer["possible"] for layer in m["layers"]])),
         "turnover_per_update": float(np.mean([sum(u["swaps"].values()) / active for u in updates])) if updates else 0.0,
         "train_seconds": m["timing"]["train_seconds"], "evolver_share": m["timing"]["evolver_share"],
-        "wall_seconds": wall, "history": r.history,
+        "wall_seconds": wall, "cpu_cores": os.cpu_count(), "jobs": job.get("jobs"), "history": r.history,
     }
 
 
@@ -134,7 +134,8 @@ def jobs(args) -> list[dict]:
         (label, v, d, seed) for d in args.densities for seed in args.seeds for label, v in variants.items()]
     for label, v, density, seed in specs:
         cfg = TrainConfig(**base, method=v["method"], density=density, seed=seed, evolver=v.get("evolver", {}))
-        out.append({"config": cfg.to_dict(), "label": label, "last_k": args.last_k, "key": run_key(cfg, args.last_k)})
+        out.append({"config": cfg.to_dict(), "label": label, "last_k": args.last_k, "key": run_key(cfg, args.last_k),
+                    "jobs": args.jobs})
     return out
 
 
@@ -178,6 +179,13 @@ def _pm(mean, half, signed=False) -> str:
         return "-"
     m = f"{mean:+.2f}" if signed else f"{mean:.2f}"
     return m if np.isnan(half) else f"{m} ± {half:.2f}"
+
+
+def machines(runs: list[dict]) -> str:
+    """The machines the runs' wall times come from: CPU cores, and how many runs shared them."""
+    # every run stored before records carried this was trained on a 2-core machine with 2 jobs
+    kinds = sorted({(r.get("cpu_cores") or 2, r.get("jobs") or 2) for r in runs})
+    return ", ".join(f"{c}-core CPU machines running {j} job{'s' if j > 1 else ''}" for c, j in kinds) or "-"
 
 
 def table(rows: list[dict], split: str) -> str:
@@ -306,7 +314,8 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
         "for every method, dense included; *explored*: synapses ever active / possible (in-time "
         "over-parameterisation); *turnover*: synapses swapped "
         f"per update / active. SynOps counted on {SYNOPS_SAMPLES} test samples, file size from model.net. "
-        f"{status} Sweep wall time so far: {wall / 60:.0f} min ({args.jobs} jobs).", "",
+        f"{status} Sweep wall time so far: {wall / 60:.0f} min ({args.jobs} jobs); *wall s* per run on "
+        f"{machines(runs)}.", "",
         table(rows, args.split), "",
         *(["Targets:", *[f"- {c}" for c in checks], ""] if checks else []),
         f"![accuracy vs density]({args.name}_accuracy.png)", f"![training and exploration]({args.name}_training.png)"])

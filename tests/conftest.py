@@ -18,7 +18,7 @@ def digits():
 @pytest.fixture(scope="session", autouse=True)
 def _remove_tonic_caches_of_fake_data():
     """Every fake N-MNIST folder lives under a new tmp path, so each framing makes a new tonic cache in the user's
-    cache folder: remove the ones this session made (in-process or in subprocesses)."""
+    cache folder: remove the ones this test run made (in-process or in subprocesses)."""
     from esl_train.data.digits_dvs import cache_dir
 
     before = set(cache_dir().glob("tonic-*"))

@@ -256,7 +256,7 @@ def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
     assert (stored / f"{run_key(TrainConfig(method='dense', **longer, kernels='slayer'), 1)}.json").exists()
     assert (run_key(TrainConfig(method="dense", **longer, kernels="slayer"), 1)
             != run_key(TrainConfig(method="dense", **longer), 1))
-    # the ESL rule of rounds 2-5 stays addressable as a variant, with the keys of its stored runs
+    # ESL's never-explored magnitude rule stays addressable as a variant, with the keys of its stored runs
     old = TrainConfig(method="esl", density=0.1, evolver={"regrow": "unexplored", "drop_by": "magnitude"})
     assert run_key(old, 1) != run_key(TrainConfig(method="esl", density=0.1), 1)
 
