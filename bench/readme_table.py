@@ -54,7 +54,8 @@ def render(docs: Path) -> str:
     gap = ci95([100 * (peer["ours"][str(k)] - ref[k]) for k in seeds])
     lines += ["", "Bold: the paired interval excludes zero. † RigL here is its earlier rule, which trails the "
               "reference implementation (rigl-torch); `--method rigl` now follows the published rule, "
-              f"{_pm(*gap, True)} points from the reference at 0.1 ({len(seeds)} paired seeds); the sweep has not been run again with it. "
+              f"{_pm(*gap, True)} points from the reference at 0.1 ({len(seeds)} paired seeds); the sweep has not "
+              "been run again with it. "
               "The last column is model.net's density: SLAYER's 8-bit weights round the rest to zero."]
     return "\n".join(lines)
 

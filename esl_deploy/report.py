@@ -52,7 +52,8 @@ def markdown(r: dict) -> str:
            "## Per layer", "", "| layer | neurons | synapses | possible | spikes/sample (Lava) | spikes/sample (twin) "
            "| identical rasters | SynOps/sample |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row, fl in zip(m["layers"], f["layers"]):
-        out.append(f"| {row['name']} | {row['neurons']} | {row['synapses']} | {row['possible']} | {row['spikes']:.1f} | "
+        out.append(f"| {row['name']} | {row['neurons']} | {row['synapses']} | {row['possible']} | "
+                   f"{row['spikes']:.1f} | "
                    f"{fl['twin_spikes'] / r['samples']:.1f} | {100 * fl['identical_samples']:.1f} % | "
                    f"{row['synops']:.1f} |")
     out += ["", "## Energy per sample", "", "| target | µJ/sample | sources |", "|---|---:|---|"]
@@ -62,8 +63,8 @@ def markdown(r: dict) -> str:
         if "ann_dense_uJ" in e:
             out.append(f"| same network dense, as an ANN (MACs) | {e['ann_dense_uJ']:.4f} | {e['gain_vs_ann']:.1f}x "
                        f"the SNN |")
-    out += ["", "Neuromorphic energy = SynOps x E(synaptic op) + neuron updates x E(update); a neuron-step with a spike "
-            "counts as an active update, the rest as inactive (a proxy).", ""]
+    out += ["", "Neuromorphic energy = SynOps x E(synaptic op) + neuron updates x E(update); a neuron-step with a "
+            "spike counts as an active update, the rest as inactive (a proxy).", ""]
     nb, t = r["neurobench"], m["total"]
     out += ["## NeuroBench metrics (per sample, NeuroBench's names and conventions)", "",
             "| metric | value |", "|---|---:|",

@@ -123,7 +123,8 @@ def render(canvas: np.ndarray, p: SensorParams):
         y0, x0 = int(np.floor(-dy)), int(np.floor(-dx))
         fy, fx = -dy - y0, -dx - x0
         win = lambda oy, ox: canvas[:, margin + y0 + oy :][:, : p.sensor, margin + x0 + ox :][:, :, : p.sensor]
-        img = (1 - fy) * (1 - fx) * win(0, 0) + (1 - fy) * fx * win(0, 1) + fy * (1 - fx) * win(1, 0) + fy * fx * win(1, 1)
+        img = ((1 - fy) * (1 - fx) * win(0, 0) + (1 - fy) * fx * win(0, 1)
+               + fy * (1 - fx) * win(1, 0) + fy * fx * win(1, 1))
         yield np.log(p.background + img)
 
 

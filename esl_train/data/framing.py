@@ -11,7 +11,8 @@ from tonic.transforms import ToFrame
 from ..errors import UsageError
 
 
-def events_to_spikes(events: np.ndarray, sensor_size: tuple[int, int, int], steps: int, duration_us: float | None = None):
+def events_to_spikes(events: np.ndarray, sensor_size: tuple[int, int, int], steps: int,
+                     duration_us: float | None = None):
     """Bin events into `steps` equal time windows and return a bool array (P, H, W, steps).
 
     `duration_us` fixes the window (for sets whose samples share a length); else each sample is

@@ -14,8 +14,8 @@ def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int,
 
     With `rate` (presynaptic spike counts, broadcastable to the weight) the score is |w| x rate, the synapse's mean
     drive: a strong synapse on an input that never spikes counts as weak. `first` synapses (not on chip: free budget)
-    go first, `protected` synapses last (only when nothing else is left). A NaN weight counts as the weakest, so a diverged weight can never push the choice onto
-    inactive synapses."""
+    go first, `protected` synapses last (only when nothing else is left). A NaN weight counts as the weakest, so a
+    diverged weight can never push the choice onto inactive synapses."""
     score = torch.nan_to_num(weight.abs(), nan=0.0, posinf=_BIG)
     if rate is not None:
         score = (score * rate).clamp_max(_BIG)  # finite: an active synapse must stay below the inactive ones' inf
