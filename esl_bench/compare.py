@@ -39,7 +39,7 @@ BENCH = {"dataset": "digits-bench", "arch": "mlp", "epochs": 6, "steps": 20, "hi
 SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the twin's forward pass)
 # evolver flags added after runs were stored: at their default they mean "as before", so they leave the key alone
 LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude"), ("regrow_dropped", False),
-                  ("reset_state", "changed"), ("keep_quantum", False)}
+                  ("reset_state", "changed")}
 RECORD = {"key", "method", "density", "seed", "test_accuracy", "history"}  # what every stored run record holds
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 
@@ -429,7 +429,7 @@ def command(args: argparse.Namespace) -> str:
             continue
         option = f"--{key.replace('_', '-')}"
         if isinstance(value, list):
-            words += [option, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+            words += [option, shlex.quote(",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value))]
         else:
             words += [option, shlex.quote(json.dumps(value) if isinstance(value, dict) else f"{value:g}"
                                           if isinstance(value, float) else str(value))]

@@ -79,8 +79,6 @@ def parser() -> argparse.ArgumentParser:
                    help="synapses dropped at an update may be grown again at once, keeping their weight (RigL)")
     g.add_argument("--reset-state", choices=RESET_STATES,
                    help="whose optimizer moments an update zeroes: every changed synapse, new ones only (RigL), none")
-    g.add_argument("--keep-quantum", action=argparse.BooleanOptionalAction,
-                   help="a weight that is not zero never quantizes to zero: every synapse of the mask is in model.net")
     g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
                    help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p
@@ -89,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
 def _config(args) -> TrainConfig:
     evolver = {k: getattr(args, k) for k in ("allocation", "regrow", "drop_fraction", "update_interval",
                                              "evolve_until", "schedule", "protect_new", "rescale_init", "drop_by",
-                                             "regrow_dropped", "reset_state", "keep_quantum")}
+                                             "regrow_dropped", "reset_state")}
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,

@@ -24,7 +24,7 @@ KERNELS = ("auto", "slayer")
 RESET_STATES = ("changed", "new", "none")  # whose optimizer moments an update zeroes (sparsity.EvolverConfig)
 EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
                 "protect_new", "rescale_init", "drop_by", "regrow_dropped",
-                "reset_state", "keep_quantum")  # the fields of sparsity.EvolverConfig besides density
+                "reset_state")  # the fields of sparsity.EvolverConfig besides density
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
 PRESETS: dict[str, dict] = {

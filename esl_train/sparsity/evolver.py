@@ -21,7 +21,6 @@ import torch
 from .. import distributed
 from ..config import ACTIVITY_RULES, GRADIENT_RULES
 from .allocation import layer_counts
-from .quantum import keep_quantum
 from .rules import drop_weakest, grow
 
 
@@ -48,9 +47,6 @@ class EvolverConfig:
     # whose optimizer moments (momentum, Adam's two moments) an update zeroes: every changed synapse (changed), the
     # newly grown ones only (new: google-research/rigl), or none (rigl-torch, which resets only SGD momentum)
     reset_state: str = "changed"
-    # a synapse once on chip (weight quantized to non-zero) never quantizes back to zero, and synapses not yet on chip
-    # are dropped first (sparsity.quantum): the budget is spent on synapses that model.net holds
-    keep_quantum: bool = False
 
 
 class MaskEvolver:
@@ -85,16 +81,9 @@ class MaskEvolver:
                 w.mul_(self.masks[k])
                 if config.rescale_init:
                     w.mul_(1 / math.sqrt(self.counts[k] / w.numel()))
-        self._quantizers = {}  # layer -> (module, its own quantizer), while keep_quantum wraps it
         for k, (module, w) in weights.items():
             self._hooks.append(module.register_forward_pre_hook(self._mask_weight_hook(k)))
             self._hooks.append(w.register_hook(self._mask_grad_hook(k)))
-            if config.keep_quantum and getattr(module, "pre_hook_fx", None) is not None:
-                self._quantizers[k] = (module, module.pre_hook_fx)
-                module.pre_hook_fx = keep_quantum(module.pre_hook_fx, lambda k=k: self.on_chip[k])
-        # keep_quantum: active synapses whose weight has quantized to non-zero since they were grown
-        self.on_chip = {k: torch.zeros_like(m) for k, m in self.masks.items()}
-        self._mark_on_chip()
 
     # -- hooks ---------------------------------------------------------------------------------
     def _mask_weight_hook(self, name):
@@ -136,7 +125,6 @@ class MaskEvolver:
         self.step_count += 1
         for k, w in self.weights.items():
             w.mul_(self.masks[k])
-        self._mark_on_chip()
         updated = self.is_update_step(self.step_count)
         if updated:
             start = time.perf_counter()
@@ -161,9 +149,7 @@ class MaskEvolver:
                 continue
             protected = self.grown[k] if self.config.protect_new else None
             rate = self.input_spikes[k].view(1, -1, *[1] * (w.dim() - 2))
-            off_chip = mask & ~self.on_chip[k] if self._quantizers else None  # free budget: dropped first
-            dropped = drop_weakest(w, mask, n, protected, rate if self.config.drop_by == "contribution" else None,
-                                   off_chip)
+            dropped = drop_weakest(w, mask, n, protected, rate if self.config.drop_by == "contribution" else None)
             candidates = ~mask | dropped if self.config.regrow_dropped else ~mask
             grown = grow(self.config.regrow, candidates, n, self._dense_grads.get(k), self.generator,
                          ~self.explored[k], rate)
@@ -172,7 +158,6 @@ class MaskEvolver:
             self.explored[k].logical_or_(new)
             self.grown[k] = new
             w.masked_fill_(removed | new, 0.0)  # new synapses start at zero (RigL)
-            self.on_chip[k].logical_and_(~(removed | new))  # a new synapse is on chip once its weight quantizes
             reset = {"changed": removed | new, "new": new, "none": None}[self.config.reset_state]
             if reset is not None:
                 self._reset_optimizer_state(w, reset)
@@ -182,11 +167,6 @@ class MaskEvolver:
         self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
         distributed.check_same(self.masks, "masks")  # under DDP: every rank made the same choices
         distributed.check_same(self.weights, "weights")
-
-    @torch.no_grad()
-    def _mark_on_chip(self) -> None:
-        for k, (_, quantize) in self._quantizers.items():
-            self.on_chip[k].logical_or_((quantize(self.weights[k]) != 0) & self.masks[k])
 
     def _reset_optimizer_state(self, w: torch.Tensor, changed: torch.Tensor) -> None:
         """Zero momentum (and Adam's second moment) of `changed` synapses so stale state cannot move them. Adam's step
@@ -218,7 +198,6 @@ class MaskEvolver:
             "masks": {k: m.clone() for k, m in self.masks.items()},
             "explored": {k: m.clone() for k, m in self.explored.items()},
             "grown": {k: m.clone() for k, m in self.grown.items()},
-            "on_chip": {k: m.clone() for k, m in self.on_chip.items()},
             "input_spikes": {k: s.clone() for k, s in self.input_spikes.items()},
             "step_count": self.step_count,
             "history": list(self.history),
@@ -227,8 +206,8 @@ class MaskEvolver:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("masks", "explored", "grown", "input_spikes", "on_chip"):
-            for k, m in state.get(key, {}).items():  # input_spikes, on_chip: absent from checkpoints older than them
+        for key in ("masks", "explored", "grown", "input_spikes"):
+            for k, m in state.get(key, {}).items():  # input_spikes: absent from checkpoints older than it
                 getattr(self, key)[k].copy_(m)
         self.step_count = state["step_count"]
         self.history = list(state["history"])
@@ -237,10 +216,7 @@ class MaskEvolver:
         self._capture = self._needs_dense_grad(self.step_count + 1)
 
     def remove(self) -> None:
-        """Detach the hooks and give each synapse its own quantizer back (the masks stay baked into the weights)."""
+        """Detach the hooks (the masks stay baked into the weights)."""
         for h in self._hooks:
             h.remove()
         self._hooks.clear()
-        for module, quantize in self._quantizers.values():
-            module.pre_hook_fx = quantize
-        self._quantizers.clear()

@@ -8,19 +8,16 @@ from ..config import REGROW_RULES
 
 
 def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int,
-                 protected: torch.Tensor | None = None, rate: torch.Tensor | None = None,
-                 first: torch.Tensor | None = None) -> torch.Tensor:
+                 protected: torch.Tensor | None = None, rate: torch.Tensor | None = None) -> torch.Tensor:
     """Bool mask of the `n` active synapses with the smallest |w| (SET, RigL, ESL all prune by magnitude).
 
     With `rate` (presynaptic spike counts, broadcastable to the weight) the score is |w| x rate, the synapse's mean
-    drive: a strong synapse on an input that never spikes counts as weak. `first` synapses (not on chip: free budget)
-    go first, `protected` synapses last (only when nothing else is left). A NaN weight counts as the weakest, so a
-    diverged weight can never push the choice onto inactive synapses."""
+    drive: a strong synapse on an input that never spikes counts as weak. `protected` synapses go last (only when
+    nothing else is left). A NaN weight counts as the weakest, so a diverged weight can never push the choice onto
+    inactive synapses."""
     score = torch.nan_to_num(weight.abs(), nan=0.0, posinf=_BIG)
     if rate is not None:
         score = (score * rate).clamp_max(_BIG)  # finite: an active synapse must stay below the inactive ones' inf
-    if first is not None:
-        score = torch.where(first, score - _BIG, score)
     if protected is not None:
         score = torch.where(protected, score + _BIG, score)
     score = torch.where(mask, score, torch.full_like(weight, float("inf")))
