@@ -70,6 +70,15 @@ def run_key(cfg: TrainConfig, last_k: int) -> str:
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _worker_signals() -> None:
+    """A pool worker leaves stopping to the parent: it ignores Ctrl-C (which a terminal sends to the whole group) and
+    dies quietly on the SIGTERM with which the pool ends it, so a stopped sweep prints one line, not a traceback per
+    worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def _one(job: dict) -> dict:
     """Train one job and measure it in a worker process; a run that fails comes back as its error line."""
     try:
@@ -505,9 +514,9 @@ def main(argv=None) -> int:
     wall0 = sum(r["wall_seconds"] for r in runs) / args.jobs
     try:
         if pending:  # --render-only leaves them pending
-            with mp.Pool(min(args.jobs, len(pending))) as pool:
-                # after the fork: the workers keep the default SIGTERM, which the pool uses to end them quietly
-                signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: finished runs are stored
+            with mp.Pool(min(args.jobs, len(pending)), initializer=_worker_signals) as pool:
+                for s in (signal.SIGTERM, signal.SIGHUP):  # stop like Ctrl-C: finished runs are stored
+                    signal.signal(s, signal.default_int_handler)
                 bar = tqdm(pool.imap_unordered(_one, pending), total=len(pending), desc=args.name, unit="run",
                            disable=None)
                 for run in bar:

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from esl_train.cli import HelpFormatter, Parser, check_input_file, check_output_file, main_wrapper
-from esl_train.errors import UsageError
+from esl_train import memory
+from esl_train.errors import UsageError, first_line
 
 from .netx_file import DECAY_SCALE, W_SCALE, Layer, NetFile
 
@@ -212,10 +213,22 @@ def _chain(path: Path) -> list[tuple[str, str]]:
     return [(n, types[n]) for n in order]
 
 
+POSITIVE = ("tau", "tau_syn", "tau_mem", "r", "w_in", "v_threshold")  # time constants, gains, threshold
+
+
 def _uniform(node_name: str, field: str, value, size: int) -> float:
-    a = np.asarray(value, dtype=np.float64).ravel()
-    if a.size not in (1, size) or not np.all(np.isfinite(a)):
-        raise UsageError(f"node {node_name}: {field} has {a.size} values (or non-finite ones) for {size} neurons")
+    try:
+        a = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise UsageError(f"node {node_name}: {field} is not a number array; write the graph again with nir") from None
+    if a.size not in (1, size):
+        raise UsageError(f"node {node_name}: {field} has {a.size} values for {size} neurons")
+    if not np.all(np.isfinite(a)):
+        raise UsageError(f"node {node_name}: {field} holds NaN or inf; the graph's neuron parameters are broken, "
+                         "export it again from a trained network")
+    if field in POSITIVE and not np.all(a > 0):
+        raise UsageError(f"node {node_name}: {field} must be positive, got {a.min():g}; the graph's neuron parameters "
+                         "are broken, export it again from a trained network")
     if not np.allclose(a, a[0], rtol=1e-6, atol=0):
         raise UsageError(f"node {node_name}: per-neuron {field} (from {a.min():g} to {a.max():g}); Loihi's CUBA "
                          "layers share one value per layer")
@@ -305,7 +318,14 @@ def _padding(name: str, node, kernel: tuple[int, int]) -> tuple[int, int]:
 def from_nir(graph, chain: list[tuple[str, str]], dt: float | None = None) -> tuple[tuple, list[Imported]]:
     """The input shape and the layers, as Loihi integers."""
     given = "--dt" if dt else "graph metadata" if "dt" in graph.metadata else None
-    dt = dt or (float(graph.metadata["dt"]) if given else None)
+    if given == "graph metadata":
+        try:
+            dt = float(graph.metadata["dt"])
+        except (TypeError, ValueError):
+            dt = float("nan")
+        if not (np.isfinite(dt) and dt > 0):
+            raise UsageError(f"the graph's metadata dt is {graph.metadata['dt']!r}, not a positive number of seconds; "
+                             "pass --dt")
     source = graph.nodes[chain[0][0]].input_type["input"]
     input_shape = tuple(int(s) for s in np.atleast_1d(source))
     shape, out, pending = input_shape, [], None
@@ -328,6 +348,9 @@ def from_nir(graph, chain: list[tuple[str, str]], dt: float | None = None) -> tu
                 raise UsageError(f"node {name} ({t}) has a non-zero bias, which Loihi's netx layers here do not "
                                  "hold; retrain without bias")
             w = np.asarray(node.weight, dtype=np.float64)
+            if not np.all(np.isfinite(w)):
+                raise UsageError(f"node {name}: {int(np.size(w) - np.isfinite(w).sum())} weights are NaN or inf; "
+                                 "export the graph again from a network that trained without diverging")
             if t == "Conv2d":
                 if w.ndim != 4 or len(shape) != 3 or shape[0] != w.shape[1] * int(node.groups):
                     raise UsageError(f"node {name}: conv weight {w.shape} does not fit its input {shape}")
@@ -377,8 +400,18 @@ def import_(src: str | Path, out: str | Path, dt: float | None, dataset: str | N
     graph, chain = read_graph(src)
     input_shape, imported = from_nir(graph, chain, dt)
     layers = [i.layer for i in imported]
-    meta = json.loads(graph.metadata["esl_snn"]) if "esl_snn" in graph.metadata else {
-        "source": f"nir:{Path(src).name}", "input_shape": list(input_shape), "num_classes": layers[-1].neurons}
+    meta = {"source": f"nir:{Path(src).name}", "input_shape": list(input_shape), "num_classes": layers[-1].neurons}
+    if "esl_snn" in graph.metadata:
+        try:
+            meta = json.loads(graph.metadata["esl_snn"])
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"{src}: the graph's metadata esl_snn is not valid JSON ({first_line(e)}); remove that "
+                             "entry or write it with json.dumps") from None
+        if not isinstance(meta, dict):
+            raise UsageError(f"{src}: the graph's metadata esl_snn is not a JSON object; remove that entry")
+    if steps is not None:
+        memory.check_rasters(1, steps, int(np.prod(input_shape)), sum(layer.neurons for layer in layers),
+                             f"--steps {steps}", "pass the time steps per sample the network runs for (e.g. 8-100)")
     meta.update({k: v for k, v in (("dataset", dataset), ("steps", steps)) if v is not None})
     import_lava_dl()
     from .twin import build_twin

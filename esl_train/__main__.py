@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import launch
+from . import launch, memory
 from .cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from .config import (ALLOCATIONS, ARCHS, DATASETS, DROP_CRITERIA, EMBEDDED, KERNELS, LR_SCHEDULES, METHODS,
                      REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
@@ -97,6 +97,7 @@ def _config(args) -> TrainConfig:
         cfg.validate()
     except ValueError as e:
         raise UsageError(str(e)) from None
+    memory.check_training(cfg.dataset, cfg.steps, cfg.batch_size, cfg.arch, cfg.hidden)
     if cfg.method in ("dense", "static") and any(v is not None for k, v in evolver.items()
                                                  if k not in ("allocation", "rescale_init")):
         raise UsageError(f"--method {cfg.method} does not evolve masks; drop the evolver flags or pick set/rigl/esl")
@@ -154,6 +155,7 @@ def _prepare(p: argparse.ArgumentParser, args, argv: list[str], agree=lambda val
             cfg.validate()
         except ValueError as e:
             raise UsageError(str(e)) from None
+        memory.check_training(cfg.dataset, cfg.steps, cfg.batch_size, cfg.arch, cfg.hidden)
         _check_device(cfg.device)
         return cfg, folder, (folder / "checkpoint.pt").exists()  # no checkpoint: killed early, start it again
     cfg = _config(args)

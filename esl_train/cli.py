@@ -7,23 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
-from . import launch
+from . import launch, signals
 from .errors import UsageError, first_line
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (a scheduler, `timeout`, a closed terminal), raised so the run stops as on Ctrl-C."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated(signal.Signals(signum).name)
-
+from .signals import Terminated
 
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line, like every other error."""
@@ -110,14 +99,17 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
 
     `interrupted_hint()` is added to the line printed on Ctrl-C, SIGTERM or SIGHUP (e.g. how to resume). Under
     `esl_train.launch` the line goes to the launcher, which prints one for the whole job."""
-    old = {s: signal.signal(s, _raise_terminated) for s in STOP_SIGNALS[1:]}
+    old = signals.install()
     try:
-        return run(argv)
+        code = run(argv)
+        signals.check()  # a stop that was swallowed on its way never ends in success
+        return code
     except UsageError as e:  # progress bars are closed in `finally` before errors get here
+        if signals.received():  # an error caused by the stop itself: the stop is what happened
+            return _interrupted(signals.received(), interrupted_hint)
         return _say(f"error: {_message(e)}", e.exit_code)
     except KeyboardInterrupt as e:
-        name = str(e) if isinstance(e, Terminated) else "Ctrl-C"
-        return _say(f"\ninterrupted ({name}){interrupted_hint()}", 130, interrupted=True)
+        return _interrupted(str(e) if isinstance(e, Terminated) else "SIGINT", interrupted_hint)
     except OSError as e:  # disk full, a folder made read-only during the run, ...
         return _say(f"error: {e.strerror or e} ({e.filename or 'output'}); free space or pick another output folder",
                     2)
@@ -126,8 +118,11 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
             raise
         return _say(f"error: {first_line(e)}", 1)
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        signals.restore(old)
+
+
+def _interrupted(name: str, hint) -> int:
+    return _say(f"\ninterrupted ({'Ctrl-C' if name == 'SIGINT' else name}){hint()}", 130, interrupted=True)
 
 
 def _say(line: str, exit_code: int, interrupted: bool = False) -> int:

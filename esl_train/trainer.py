@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 import lava.lib.dl.slayer as slayer
 
-from . import distributed, slayer_cuda
+from . import distributed, signals, slayer_cuda
 from .atomic import atomic_path, write_text
 from .config import TrainConfig
 from .data import SpikeData, load_dataset
@@ -141,6 +141,7 @@ class Run:
         }
         with atomic_path(self.folder / CHECKPOINT) as tmp:
             torch.save(state, tmp)
+        signals.check()
 
     def load_checkpoint(self) -> None:
         path = self.folder / CHECKPOINT
@@ -242,6 +243,7 @@ class Run:
                 correct += int((predict(out) == y).sum())
                 seen += len(y)
                 bar.update()
+                signals.check()  # a stop swallowed in a finalizer ends the run here
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", density=density)
             seconds = time.perf_counter() - start
             self.train_seconds += seconds
@@ -269,6 +271,7 @@ class Run:
         meta = {"arch": cfg.arch, "dataset": cfg.dataset, "steps": cfg.steps, "input_shape": list(self.net.input_shape),
                 "num_classes": self.data.num_classes, "method": cfg.method, "density": cfg.density}
         export_netx(self.net, self.folder / "model.net", meta)
+        signals.check()
         file_layers = read_synapses(self.folder / "model.net")
         empty = [entry["name"] for entry in file_layers if entry["synapses"] == 0]
         if empty:

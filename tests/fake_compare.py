@@ -2,7 +2,9 @@
 record, one file in TRAINED_DIR per training, so that tests of the harness (shards, damaged stores) take seconds.
 Run as its own process: compare forks its pool workers, which a test process full of threads should not do."""
 
+import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from esl_train import data, quiet
 
 def fake(job):
     (TRAINED / f"{job['key']}.{uuid.uuid4().hex}").touch()
+    time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))  # a training that takes time, for signal tests
     cfg = job["config"]
     return {"key": job["key"], "label": job["label"], "method": cfg["method"], "density": cfg["density"],
             "seed": cfg["seed"], "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10,

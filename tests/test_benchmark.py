@@ -3,6 +3,7 @@ and split, and the resumable sweep."""
 
 import json
 import math
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -385,3 +386,19 @@ def test_damaged_stored_runs_are_named_set_aside_and_trained_again(tmp_path):
     assert all(trained_keys(trained).count(key) == 2 for key in victims)  # trained again, the rest kept
     assert trained_keys(trained).count(compare.jobs(compare.settings(argv))[0]["key"]) == 1
     assert all(json.loads((tmp_path / "compare_runs" / f"{key}.json").read_text())["key"] == key for key in victims)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_sweep_with_two_jobs_says_one_line(tmp_path, monkeypatch, sig):
+    """Ctrl-C reaches the whole process group: the pool's workers must not print a traceback each."""
+    from .test_signals import start_and_signal
+
+    trained = tmp_path / "trained"
+    monkeypatch.setenv("FAKE_TRAIN_SECONDS", "30")
+    cmd = [sys.executable, "-m", "tests.fake_compare", str(trained), "--quick", "--methods", "static,esl",
+           "--seeds", "0,1", "--out", str(tmp_path / "out"), "--jobs", "2"]
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    code, err = start_and_signal(cmd, lambda pid: trained.is_dir() and len(list(trained.iterdir())) >= 2, sig)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 130 and len(lines) == 1 and lines[0].startswith("interrupted: 0 of"), err

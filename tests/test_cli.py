@@ -57,6 +57,8 @@ def test_every_option_has_help_and_says_its_default_at_most_once(name, p):
     (["--arch", "resnet"], "invalid choice"),
     (["--dataset", "imagenet"], "invalid choice"),
     (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--steps", "1000000"], "--steps 1000000 with --batch-size 32 on digits needs about"),
+    (["--batch-size", "1000000", "--steps", "1000"], "needs about"),
     (["--kernels", "numba"], "invalid choice"),
     (["--dataset", "nmnist"], "--data-dir"),
     (["--dataset", "nmnist", "--data-dir", "/nonexistent"], "put train.zip"),

@@ -149,12 +149,12 @@ def deploy(*args, timeout=170):
 
 @lava_timeout
 def test_cli_end_to_end(mlp_file, tmp_path):
-    p = deploy(mlp_file[0], "--samples", "3", "--report", tmp_path / "r", "--no-progress")
+    p = deploy(mlp_file[0], "--samples", "3", "--tile", "1000000", "--report", tmp_path / "r", "--no-progress")
     assert p.returncode == 0, p.stderr
     r = json.loads((tmp_path / "r" / "report.json").read_text())
     assert r["samples"] == 3 and r["fidelity"]["identical_rasters"] == 1.0
     assert r["measurements"]["total"]["synapses"] == sum(l.synapses for l in netx_file.read(mlp_file[0]).weighted)
-    assert r["speed"]["tile"] == 3  # auto: all 3 samples side by side
+    assert r["speed"]["tile"] == 3  # a million copies asked for: never more than the samples
     t = r["measurements"]["total"]
     assert r["measurements"]["drain_steps"] == 4 and t["drain_neuron_updates"] == t["neurons"] * 4
     assert r["neurobench"]["SynapticOperations"]["Effective_ACs"] == t["synops"]
@@ -197,6 +197,7 @@ def test_bad_files_one_line_each(mlp_file, tmp_path):
     (["--hw", "loihi9"], "unknown hardware"),
     (["--backend", "loihi"], "needs Intel's Loihi stack"),
     (["--samples", "0"], "--samples must be at least 1"),
+    (["--steps", "10000000"], "--steps 10000000 on 360 samples needs about"),
 ])
 def test_bad_options_one_line(mlp_file, args, words):
     p = deploy(mlp_file[0], *args)

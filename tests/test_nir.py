@@ -128,8 +128,24 @@ def _write_bad(tmp_path, name):
                                    edges=[("input", "lin"), ("lin", "lif"), ("lif", "rec"), ("rec", "lif"),
                                           ("lif", "output")], type_check=False), "closes a loop (a recurrent"),
         "missing_node": (nir.NIRGraph.from_list(inp, lin, nir.CubaLIF(**cuba)), "does not have"),
+        "nan_weight": (nir.NIRGraph.from_list(inp, nir.Linear(weight=np.full((4, 6), np.nan)), nir.CubaLIF(**cuba)),
+                       "node linear: 24 weights are NaN or inf"),
+        "inf_weight": (nir.NIRGraph.from_list(inp, nir.Linear(weight=np.full((4, 6), np.inf)), nir.CubaLIF(**cuba)),
+                       "weights are NaN or inf"),
+        "zero_tau_syn": (nir.NIRGraph.from_list(inp, lin, nir.CubaLIF(**{**cuba, "tau_syn": np.zeros(4)})),
+                         "tau_syn must be positive, got 0"),
+        "negative_tau_mem": (nir.NIRGraph.from_list(inp, lin, nir.CubaLIF(**{**cuba, "tau_mem": np.full(4, -1e-2)})),
+                             "tau_mem must be positive"),
+        "nan_threshold": (nir.NIRGraph.from_list(inp, lin, nir.CubaLIF(**{**cuba, "v_threshold": np.full(4, np.nan)})),
+                          "v_threshold holds NaN or inf"),
+        "bad_metadata": (nir.NIRGraph.from_list(inp, lin, nir.CubaLIF(**cuba)), "metadata esl_snn is not valid JSON"),
+        "bad_dt": (nir.NIRGraph.from_list(inp, lin, nir.CubaLIF(**cuba)), "metadata dt is"),
     }
     graph, words = graphs[name]
+    if name == "bad_metadata":
+        graph.metadata["esl_snn"] = "{not json"
+    if name == "bad_dt":
+        graph.metadata["dt"] = -1.0
     nir.write(p, graph)
     if name == "missing_node":
         with h5py.File(p, "r+") as f:
@@ -139,7 +155,8 @@ def _write_bad(tmp_path, name):
     return p, words
 
 
-BAD = ["not_hdf5", "hdf5_not_nir", "pooling", "bias", "per_neuron", "reset", "readout", "recurrent", "missing_node"]
+BAD = ["not_hdf5", "hdf5_not_nir", "pooling", "bias", "per_neuron", "reset", "readout", "recurrent", "missing_node",
+       "nan_weight", "inf_weight", "zero_tau_syn", "negative_tau_mem", "nan_threshold", "bad_metadata", "bad_dt"]
 
 
 @pytest.mark.parametrize("name", BAD)
@@ -154,6 +171,7 @@ def test_bad_graphs_one_line_and_no_file(tmp_path, capsys, name):
 @pytest.mark.parametrize("args, words", [
     (["import", "x.nir", "out.net", "--dt", "-1"], "--dt must be a positive"),
     (["import", "x.nir", "out.net", "--steps", "0"], "--steps must be at least 1"),
+    (["import", "x.nir", "out.net", "--steps", str(10**12)], "--steps 1000000000000 needs about"),
     (["import", "x.nir", "out.net", "--dataset", "mnist"], "unknown --dataset"),
     (["import", "x.nir", "no/such/folder/out.net"], "does not exist"),
     (["export", "missing.net", "out.nir"], "does not exist"),
