@@ -17,6 +17,7 @@ and checks against the twin. What Loihi's netx layers cannot run is refused with
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -113,8 +114,10 @@ def export(model: str | Path, out: str | Path, dt: float = 1e-3) -> str:
     import nir
 
     graph = to_nir(netx_file.read(model), dt)
+    buf = io.BytesIO()  # HDF5 crashes on a failed write (a full disk) at exit: build in memory, write plain bytes
+    nir.write(buf, graph)
     with atomic_path(out) as tmp:
-        nir.write(tmp, graph)
+        Path(tmp).write_bytes(buf.getvalue())
     kinds = [type(n).__name__ for n in graph.nodes.values()]
     return f"{out}: NIR graph of {len(kinds)} nodes ({' -> '.join(kinds)}), dt {dt:g} s"
 

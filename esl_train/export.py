@@ -4,7 +4,8 @@ Each SLAYER block writes itself (`block.export_hdf5`, the quantized weights). Pr
 zeros. The quantized weights are integers in [-256, 254], so we store them as int16 (netx's
 `optimize_weight_bits` takes any integer array), gzip-compressed with byte shuffling: the file shrinks
 with density while netx (through h5py) reads it unchanged. `compress=False` writes lava-dl's own plain
-layout (float32, uncompressed), the reference for file sizes. Files are written to a temp file and renamed."""
+layout (float32, uncompressed), the reference for file sizes. The file is built in memory, then written to a temp
+file and renamed."""
 
 from __future__ import annotations
 
@@ -55,14 +56,17 @@ def export_netx(net, path: str | Path, meta: dict | None = None, compress: bool 
         for i, block in enumerate(net.blocks, start=1):
             block.export_hdf5(layer.create_group(str(i)))
         staging.attrs["esl_snn"] = json.dumps(meta or {})
-        with atomic_path(path) as tmp:
-            if compress:
-                with h5py.File(tmp, "w") as out:
-                    _copy_compressed(staging, out)
-                    out.attrs.update(staging.attrs)
-            else:
-                staging.flush()
-                Path(tmp).write_bytes(buf.getvalue())
+        if compress:
+            packed = io.BytesIO()
+            with h5py.File(packed, "w") as out:
+                _copy_compressed(staging, out)
+                out.attrs.update(staging.attrs)
+        else:
+            staging.flush()
+            packed = buf
+    # HDF5 crashes on a failed write (a full disk) when its objects are freed: it only ever writes to memory here
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(packed.getvalue())
 
 
 def layer_name(index: int) -> str:
