@@ -21,6 +21,7 @@ from esl_train.atomic import atomic_path, write_text
 from esl_train.cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from esl_train.errors import UsageError
 from esl_train.quiet import import_lava_dl
+from esl_train.runfolder import writing
 
 from . import hw, netx_file
 from .accounting import connections, layer_inputs
@@ -154,7 +155,8 @@ def _main(argv) -> int:
     budgets = [budget(net, t) for t in targets]
     for b in budgets:
         print(table(b), end="\n\n")
-    write_reports(budgets, folder)
+    with writing(folder, "--report"):
+        write_reports(budgets, folder)
     print(f"reports: {folder}/report.md, report.json, budget.png")
     return 0
 

@@ -16,6 +16,7 @@ from esl_train import memory
 from esl_train.cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from esl_train.config import DATASETS, EMBEDDED
 from esl_train.errors import UsageError
+from esl_train.runfolder import writing
 
 from . import hw, netx_file
 from .lava_runner import BACKENDS
@@ -148,11 +149,12 @@ def _main(argv) -> int:
     args = parser().parse_args(argv)
     report = args.report if args.report is not None else Path(args.model).parent / "deploy"
     folder = check_output_folder(report, "--report")  # now, not after the whole Lava run
-    result = evaluate(args)
-    from . import report
+    with writing(folder, "--report"):
+        result = evaluate(args)
+        from . import report
 
-    print(report.summary(result))
-    report.write(result, folder)
+        print(report.summary(result))
+        report.write(result, folder)
     print(f"report: {folder}/report.md (also report.json, report.png, budget.png)")
     return 0
 

@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(["--monitor-interval", "0.5", *argv])
+        if not (str(args.nproc_per_node).isdigit() and int(args.nproc_per_node) > 0
+                or args.nproc_per_node in ("auto", "cpu", "gpu")):
+            refuse(f"--nproc_per_node takes a number of processes (or auto, cpu, gpu), got {args.nproc_per_node!r}")
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,9 @@ that a killed run left behind (atomic writes that never got their rename)."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +32,23 @@ def locked(folder: Path):
         yield folder
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextmanager
+def writing(folder: Path, flag: str):
+    """Hold the output folder `folder` while a command fills it, so that two commands never mix their files in it;
+    the lock lives in the temp folder, keyed by the folder's path, so nothing is created before there is output."""
+    key = hashlib.sha1(str(Path(folder).resolve()).encode()).hexdigest()[:16]
+    fd = os.open(Path(tempfile.gettempdir()) / f"esl-snn-{key}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"{folder} is being written by another command; wait for it to finish, or pass another "
+                             f"{flag}") from None
+        yield folder
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:

@@ -77,7 +77,9 @@ class Run:
                                  "training samples; start fewer processes or pass a smaller --batch-size")
             self.sampler = torch.utils.data.DistributedSampler(self.data.train, self.world_size, self.rank,
                                                                shuffle=True, seed=config.seed)
-        loading = {"num_workers": config.workers, "persistent_workers": config.workers > 0, "collate_fn": collate}
+        # workers started anew each epoch, as with none: each epoch then draws the same random numbers (shuffle and
+        # worker seeds) whatever --workers is, so the same seed gives the same model
+        loading = {"num_workers": config.workers, "collate_fn": collate}
         self.train_loader = torch.utils.data.DataLoader(self.data.train, batch_size=config.batch_size,
                                                         shuffle=self.sampler is None, sampler=self.sampler,
                                                         generator=self.loader_rng, **loading)
@@ -136,6 +138,7 @@ class Run:
             "evolver": self.evolver.state_dict() if self.evolver else None,
             "history": self.history,
             "train_seconds": self.train_seconds,
+            "world_size": self.world_size,  # each rank trains on its share: the run is not the same with more or fewer
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "loader": self.loader_rng.get_state()},
         }
@@ -164,6 +167,13 @@ class Run:
         except Exception as e:  # truncated, empty, random bytes, another run's or another program's file
             raise UsageError(f"{path} is damaged or not this run's checkpoint ({type(e).__name__}); delete it to "
                              "start this run again from epoch 0, or start a new run with --out") from None
+        trained = state.get("world_size", 1)
+        if trained != self.world_size:
+            how = (f"torchrun --nproc_per_node {trained} -m esl_train --resume {self.folder}" if trained > 1
+                   else f"python -m esl_train --resume {self.folder} (one process, without torchrun)")
+            raise UsageError(f"{self.folder} was trained by {trained} process{'es' if trained > 1 else ''} and is "
+                             f"resumed by {self.world_size}: the data split and batches would change; resume it with "
+                             f"{how}")
         if not 0 <= self.epoch <= self.config.epochs:
             raise UsageError(f"{path} is at epoch {self.epoch}, beyond --epochs {self.config.epochs}; resume with "
                              f"--epochs {self.epoch} or more")

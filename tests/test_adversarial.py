@@ -242,6 +242,15 @@ def _nmnist_loose(root):
                                                                                   ("t", "i8"), ("p", "i1")]))
 
 
+def _gesture_by_class(root):
+    """DVS Gesture laid out with class folders (ibmGestureTrain/0/rec0.npy), as for N-MNIST: tonic wants
+    ibmGestureTrain/<user>/<label>.npy."""
+    for split in ("ibmGestureTrain", "ibmGestureTest"):
+        folder = root / "DVSGesture" / split / "0"
+        folder.mkdir(parents=True)
+        np.save(folder / "rec0.npy", np.zeros((5, 4)))
+
+
 @pytest.mark.parametrize("make, dataset, words", [
     (_nmnist_loose, "nmnist", "lies directly in"),
     (lambda root: [fake_nmnist(root), (root / "NMNIST" / "Train" / "3").rename(root / "NMNIST" / "Train" / "three")],
@@ -250,6 +259,7 @@ def _nmnist_loose(root):
      "nmnist", "is empty"),
     (lambda root: (root / "DVSGesture" / "ibmGestureTrain").mkdir(parents=True), "dvsgesture",
      "ibmGestureTrain/user01_fluorescent/<label 0-10>.npy"),
+    (_gesture_by_class, "dvsgesture", "DVS Gesture files are named by their label, 0.npy to 10.npy"),
 ])
 def test_bad_data_folders_one_line(tmp_path, capsys, make, dataset, words):
     make(tmp_path)

@@ -38,6 +38,12 @@ def test_two_ranks_train_one_model_and_resume(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert len({tuple(h["layer_density"].values()) for h in history}) == 1  # density exact throughout
+    p = subprocess.run([sys.executable, "-m", "esl_train", "--resume", str(out), "--epochs", "4", "--no-progress"],
+                       capture_output=True, text=True, timeout=120)  # one process: another data split and batches
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "trained by 2 processes and is resumed by 1" in lines[0], p.stderr
+    assert "torchrun --nproc_per_node 2" in lines[0]
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]  # nothing trained
 
 
 def _diverge(rank, init_file, results):
@@ -105,10 +111,13 @@ def test_launcher_names_the_rank_that_ended_the_job():
     assert launch.verdict({}, {1: said("x", 1.0, True, 130), 0: stopped}) == (stopped["line"], 130)
 
 
-def test_launcher_refuses_its_own_bad_options_in_one_line():
-    p = subprocess.run([sys.executable, "-m", "esl_train.launch", "--nnodes"], capture_output=True, text=True,
+@pytest.mark.parametrize("args, words", [(["--nnodes"], "--nnodes"),
+                                         (["--standalone", "--nproc_per_node", "abc", "-m", "esl_train"],
+                                          "--nproc_per_node takes a number of processes")])
+def test_launcher_refuses_its_own_bad_options_in_one_line(args, words):
+    p = subprocess.run([sys.executable, "-m", "esl_train.launch", *args], capture_output=True, text=True,
                        timeout=120)
-    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--nnodes" in p.stderr, p.stderr
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and words in p.stderr, p.stderr
 
 
 @pytest.mark.timeout(200)

@@ -72,6 +72,11 @@ def _check_split(spec: RealSet, folder: Path) -> int:
             raise UsageError(f"{sub}: N-MNIST class folders must end in their digit (tonic reads the label from "
                              f"the last character) {where}")
         files = list(sub.rglob(f"*{spec.suffix}"))
+        if spec.tonic_name == "DVSGesture":  # tonic reads the label from the file name
+            named = [f for f in files if not (f.stem.isdigit() and int(f.stem) < spec.num_classes)]
+            if named:
+                raise UsageError(f"{named[0]}: DVS Gesture files are named by their label, 0.npy to "
+                                 f"{spec.num_classes - 1}.npy, in one folder per recording session {where}")
         empty = [f for f in files if f.stat().st_size == 0]
         if empty:
             raise UsageError(f"{empty[0]} is empty ({len(empty)} empty {spec.suffix} file(s) in {sub}); replace "
