@@ -412,6 +412,9 @@ def import_(src: str | Path, out: str | Path, dt: float | None, dataset: str | N
                              "entry or write it with json.dumps") from None
         if not isinstance(meta, dict):
             raise UsageError(f"{src}: the graph's metadata esl_snn is not a JSON object; remove that entry")
+    if dataset is not None and int(np.prod(memory.input_shape(dataset))) != int(np.prod(input_shape)):
+        raise UsageError(f"--dataset {dataset} gives inputs of shape {memory.input_shape(dataset)}, but the graph's "
+                         f"input is {tuple(input_shape)}; pass the data set the network was made for")
     if steps is not None:
         memory.check_rasters(1, steps, int(np.prod(input_shape)), sum(layer.neurons for layer in layers),
                              f"--steps {steps}", "pass the time steps per sample the network runs for (e.g. 8-100)")

@@ -6,6 +6,7 @@ Imports nothing heavy: `--help` and bad input answer in milliseconds."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -111,8 +112,7 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
     except KeyboardInterrupt as e:
         return _interrupted(str(e) if isinstance(e, Terminated) else "SIGINT", interrupted_hint)
     except OSError as e:  # disk full, a folder made read-only during the run, ...
-        return _say(f"error: {e.strerror or e} ({e.filename or 'output'}); free space or pick another output folder",
-                    2)
+        return _say(f"error: {e.strerror or e} ({e.filename or 'output'}); {os_error_fix(e)}", 2)
     except Exception as e:  # a bug or a lost peer: the traceback, except under the launcher (its first line)
         if not launch.launched():
             raise
@@ -123,6 +123,15 @@ def main_wrapper(run, argv=None, interrupted_hint=lambda: "") -> int:
 
 def _interrupted(name: str, hint) -> int:
     return _say(f"\ninterrupted ({'Ctrl-C' if name == 'SIGINT' else name}){hint()}", 130, interrupted=True)
+
+
+def os_error_fix(e: OSError) -> str:
+    """What to do about a failed write, by its cause."""
+    if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
+        return "free space or pick another output folder"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "pick an output folder you can write to"
+    return "pick another output folder"
 
 
 def _say(line: str, exit_code: int, interrupted: bool = False) -> int:

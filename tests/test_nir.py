@@ -173,6 +173,7 @@ def test_bad_graphs_one_line_and_no_file(tmp_path, capsys, name):
     (["import", "x.nir", "out.net", "--steps", "0"], "--steps must be at least 1"),
     (["import", "x.nir", "out.net", "--steps", str(10**12)], "--steps 1000000000000 needs about"),
     (["import", "x.nir", "out.net", "--dataset", "mnist"], "unknown --dataset"),
+    (["import", "x.nir", "out.net", "--dataset", "dvsgesture"], "--dataset dvsgesture gives inputs of shape"),
     (["import", "x.nir", "no/such/folder/out.net"], "does not exist"),
     (["export", "missing.net", "out.nir"], "does not exist"),
     (["convert", "a", "b"], "invalid choice"),
@@ -234,7 +235,8 @@ def test_an_output_is_never_its_input_nor_an_existing_file_without_force(exporte
                         (["export", str(copy), str(copy), "--force"], "is the input file itself"),
                         (["export", str(copy), str(notes)], "exists; pass another name, or --force"),
                         (["import", str(graph_file), str(copy)], "exists; pass another name, or --force"),
-                        (["export", str(copy), "/dev/null", "--force"], "not a regular file")):
+                        (["export", str(copy), "/dev/null", "--force"], "not a regular file"),
+                        (["export", str(copy), "/proc/x.nir"], "(/proc/x.nir); pick another output folder")):
         assert nir_io.main(args) == 2, args
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1, err
