@@ -126,6 +126,7 @@ def _train_and_measure(job: dict) -> dict:
                                      weights=[layer["possible"] for layer in m["layers"]])),
         "turnover_per_update": float(np.mean([sum(u["swaps"].values()) / active for u in updates])) if updates else 0.0,
         "train_seconds": m["timing"]["train_seconds"], "evolver_share": m["timing"]["evolver_share"],
+        **{k: m["training_cost"][k] for k in ("train_cost_vs_dense", "train_flops", "train_synops")},
         "wall_seconds": wall, "cpu_cores": os.cpu_count(), "jobs": job.get("jobs"), "history": r.history,
     }
 
@@ -175,6 +176,8 @@ def summarize(runs: list[dict], split: str) -> list[dict]:
             "vs_dense": paired(label, density, ("dense", 1.0)),
             "vs_static": paired(label, density, ("static", density)) if label != "static" else None,
             "file_density": mean_of(rs, "file_density"),
+            "train_cost": mean_of(rs, "train_cost_vs_dense") if all("train_cost_vs_dense" in r for r in rs)
+            else float("nan"),
             "explored": mean_of(rs, "explored"), "turnover": mean_of(rs, "turnover_per_update"),
             "synops_vs_dense": mean_of(rs, "synops") / mean_of(dense, "synops"),
             "file_vs_dense": mean_of(rs, "file_bytes") / mean_of(dense, "file_bytes"),
@@ -199,14 +202,17 @@ def machines(runs: list[dict]) -> str:
 
 def table(rows: list[dict], split: str) -> str:
     lines = [f"| variant | density | seeds | {split} accuracy % | vs dense (paired) | vs static (paired) | "
-             "file density | explored | turnover / update | SynOps vs dense | file vs dense | wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "file density | explored | turnover / update | SynOps vs dense | file vs dense | training cost vs dense | "
+             "wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         vs_static = _pm(*r["vs_static"][:2], signed=True) if r["vs_static"] else "-"
         lines.append(f"| {r['label']} | {r['density']:g} | {r['seeds']} | {_pm(r['accuracy'], r['ci'])} | "
                      f"{_pm(*r['vs_dense'][:2], signed=True) if r['label'] != 'dense' else '-'} | {vs_static} | "
                      f"{r['file_density']:.3f} | {r['explored']:.3f} | {r['turnover']:.3f} | "
-                     f"{r['synops_vs_dense']:.3f} | {r['file_vs_dense']:.3f} | {r['wall_seconds']:.0f} |")
+                     f"{r['synops_vs_dense']:.3f} | {r['file_vs_dense']:.3f} | "
+                     f"{'-' if np.isnan(r['train_cost']) else format(r['train_cost'], '.3f')} | "
+                     f"{r['wall_seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -257,7 +263,7 @@ def plots(runs: list[dict], rows: list[dict], folder: Path, name: str, split: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(18, 4), constrained_layout=True)
     labels = list(dict.fromkeys(r["label"] for r in rows if r["label"] != "dense"))
     for r in rows:
         if r["label"] == "dense":
@@ -269,8 +275,14 @@ def plots(runs: list[dict], rows: list[dict], folder: Path, name: str, split: st
         axes[0].errorbar([r["density"] for r in rs], [r["accuracy"] for r in rs],
                          yerr=[np.nan_to_num(r["ci"]) for r in rs], marker="o", capsize=3, label=label)
         axes[1].plot([r["density"] for r in rs], [r["explored"] for r in rs], marker="o", label=label)
+        costed = [r for r in rs if np.isfinite(r["train_cost"])]
+        if costed:
+            axes[2].errorbar([r["train_cost"] for r in costed], [r["accuracy"] for r in costed],
+                             yerr=[np.nan_to_num(r["ci"]) for r in costed], marker="o", capsize=3, label=label)
     axes[0].set(xscale="log", xlabel="density (synapses kept)", ylabel=f"{split} accuracy (%)",
                 title="accuracy vs density (mean ± 95 % CI over seeds)")
+    axes[2].set(xscale="log", xlabel="training compute / dense training's (RigL's count: forward and backward "
+                "MACs)", ylabel=f"{split} accuracy (%)", title="accuracy vs training cost (runs that recorded it)")
     axes[1].set(xscale="log", yscale="log", xlabel="density", ylabel="synapses ever active / possible",
                 title="exploration at the end of training")
     _legends(axes)
@@ -323,6 +335,9 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
         "for every method, dense included; *explored*: synapses ever active / possible (in-time "
         "over-parameterisation); *turnover*: synapses swapped "
         f"per update / active. SynOps counted on {SYNOPS_SAMPLES} test samples, file size from model.net. "
+        "*training cost*: training compute over dense training's, counted as RigL's paper does (forward and backward "
+        "multiply-accumulates of the active synapses, dense weight gradients where a method takes them; esl_train/"
+        "cost.py; '-' for runs stored before it was recorded). "
         f"{status} Sweep wall time so far: {wall / 60:.0f} min ({args.jobs} jobs); *wall s* per run on "
         f"{machines(runs)}.", "",
         table(rows, args.split), "",

@@ -22,6 +22,7 @@ import lava.lib.dl.slayer as slayer
 from . import distributed, signals, slayer_cuda
 from .atomic import atomic_path, write_text
 from .config import TrainConfig
+from .cost import TrainingCost
 from .data import SpikeData, load_dataset
 from .data.framing import collate
 from .device import resolve as resolve_device
@@ -106,6 +107,8 @@ class Run:
             weights = {k: (b.synapse, b.synapse.weight) for k, b in self.net.weighted_blocks().items()}
             self.evolver = MaskEvolver(weights, self.optimizer, EvolverConfig(density=config.density, **ev),
                                        self.total_steps, seed=config.seed, quiet_steps=len(self.train_loader))
+        masks = self.evolver.masks if self.evolver else None
+        self.cost = TrainingCost(self.net.weighted_blocks(), masks, self.world_size)
         self.model = self.net  # what the training forward runs: the net itself, or its DDP wrapper
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -138,6 +141,7 @@ class Run:
             "evolver": self.evolver.state_dict() if self.evolver else None,
             "history": self.history,
             "train_seconds": self.train_seconds,
+            "cost": self.cost.state_dict(),
             "world_size": self.world_size,  # each rank trains on its share: the run is not the same with more or fewer
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "loader": self.loader_rng.get_state()},
@@ -158,6 +162,8 @@ class Run:
             if self.evolver:
                 self.evolver.load_state_dict(state["evolver"])
             self.epoch, self.history, self.train_seconds = state["epoch"], state["history"], state["train_seconds"]
+            if "cost" in state:  # checkpoints older than the count resume with it from zero
+                self.cost.load_state_dict(state["cost"])
             torch.set_rng_state(state["rng"]["torch"])
             np.random.set_state(state["rng"]["numpy"])
             random.setstate(state["rng"]["python"])
@@ -247,6 +253,7 @@ class Run:
                 self._check_finite(loss)
                 if self.lr_scheduler:
                     self.lr_scheduler.step()
+                self.cost.step(dense_gradient=bool(self.evolver and self.evolver.takes_dense_gradient))
                 if self.evolver and self.evolver.step():
                     density = f"{self.evolver.density():.3f}"
                 loss_sum += float(loss)
@@ -310,6 +317,7 @@ class Run:
             "method": cfg.method, "arch": cfg.arch, "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
             "evolver": ev.config.__dict__ if ev else None,
             "mask_updates": len(ev.history) if ev else 0,
+            "training_cost": self.cost.summary(),
             "timing": {
                 "train_seconds": self.train_seconds,
                 "train_step_ms": 1000 * self.train_seconds / max(steps, 1),

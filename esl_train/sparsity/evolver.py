@@ -112,6 +112,11 @@ class MaskEvolver:
             return self.config.drop_fraction
         return self.config.drop_fraction / 2 * (1 + math.cos(math.pi * step / end))
 
+    @property
+    def takes_dense_gradient(self) -> bool:
+        """The current step's backward pass keeps every synapse's weight gradient (for gradient regrowth)."""
+        return self._capture
+
     def is_update_step(self, step: int) -> bool:
         return step % self.config.update_interval == 0 and self.drop_fraction(step) > 0
 
