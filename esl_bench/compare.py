@@ -39,7 +39,8 @@ BENCH = {"dataset": "digits-bench", "arch": "mlp", "epochs": 6, "steps": 20, "hi
 SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the twin's forward pass)
 # evolver flags added after runs were stored: at their default they mean "as before", so they leave the key alone
 LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude"), ("regrow_dropped", False),
-                  ("reset_state", "changed")}
+                  ("reset_state", "changed"), ("prune", "none"), ("prune_start", 0.1), ("l1", 0.0),
+                  ("temperature", 0.0)}
 RECORD = {"key", "method", "density", "seed", "test_accuracy", "history"}  # what every stored run record holds
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 
@@ -492,7 +493,7 @@ def main(argv=None) -> int:
         args = settings(argv)
         bad = [m for m in args.methods if m not in METHODS or m == "dense"]
         if bad:
-            raise UsageError(f"unknown --methods {','.join(bad)}; choose from static, set, rigl, esl")
+            raise UsageError(f"unknown --methods {','.join(bad)}; choose from {', '.join(METHODS[1:])}")
         if args.jobs < 1 or args.last_k < 1:
             raise UsageError("--jobs and --last-k must be at least 1")
         if args.last_k > args.epochs:

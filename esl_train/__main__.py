@@ -79,6 +79,10 @@ def parser() -> argparse.ArgumentParser:
                    help="synapses dropped at an update may be grown again at once, keeping their weight (RigL)")
     g.add_argument("--reset-state", choices=RESET_STATES,
                    help="whose optimizer moments an update zeroes: every changed synapse, new ones only (RigL), none")
+    g.add_argument("--prune-start", type=float, help="gmp: fraction of training where pruning starts (it ends at "
+                                                     "--evolve-until)")
+    g.add_argument("--l1", type=float, help="deepr: the L1 prior, a pull of lr x L1 per step towards zero")
+    g.add_argument("--temperature", type=float, help="deepr: the noise temperature of its Langevin update (0: none)")
     g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
                    help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p
@@ -87,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
 def _config(args) -> TrainConfig:
     evolver = {k: getattr(args, k) for k in ("allocation", "regrow", "drop_fraction", "update_interval",
                                              "evolve_until", "schedule", "protect_new", "rescale_init", "drop_by",
-                                             "regrow_dropped", "reset_state")}
+                                             "regrow_dropped", "reset_state", "prune_start", "l1", "temperature")}
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from .device import check_name
 
-METHODS = ("dense", "static", "set", "rigl", "esl")
+METHODS = ("dense", "static", "set", "rigl", "esl", "gmp", "prune-after", "deepr")
+PRUNING = ("none", "gradual", "once")  # sparsity.pruning: dense-to-sparse schedules
 ARCHS = ("mlp", "conv")
 DATASETS = ("digits", "digits-bench", "nmnist", "dvsgesture", "cifar10dvs")
 EMBEDDED = ("digits", "digits-bench")  # generated here; the others are read through tonic from --data-dir
@@ -23,8 +24,8 @@ KERNELS = ("auto", "slayer")
 
 RESET_STATES = ("changed", "new", "none")  # whose optimizer moments an update zeroes (sparsity.EvolverConfig)
 EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
-                "protect_new", "rescale_init", "drop_by", "regrow_dropped",
-                "reset_state")  # the fields of sparsity.EvolverConfig besides density
+                "protect_new", "rescale_init", "drop_by", "regrow_dropped", "reset_state", "prune", "prune_start",
+                "l1", "temperature")  # the fields of sparsity.EvolverConfig besides density
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
 PRESETS: dict[str, dict] = {
@@ -48,6 +49,15 @@ PRESETS: dict[str, dict] = {
     # Below LOW_DENSITY it drops 30 % instead (ESL_LOW_DENSITY): with so few synapses, exploring more wins.
     "esl": {"allocation": "er", "regrow": "unexplored-active", "drop_by": "contribution", "schedule": "cosine",
             "drop_fraction": 0.1, "update_interval": 100, "evolve_until": 0.75, "protect_new": True},
+    # GMP (Zhu & Gupta 2017): dense start, the smallest |w| of each layer pruned every 100 steps on the cubic schedule
+    # from 10 % to 75 % of training, to the same per-layer budget (ER) as the sparse methods; then fine-tuning.
+    "gmp": {"allocation": "er", "prune": "gradual", "prune_start": 0.1, "evolve_until": 0.75, "update_interval": 100},
+    # what ESL contrasts itself with: train dense for the first two thirds of --epochs, prune by magnitude to the
+    # density once, fine-tune for the last third (the dense phase is part of --epochs: the total is --epochs)
+    "prune-after": {"allocation": "er", "prune": "once", "evolve_until": 2 / 3},
+    # Deep R (Bellec 2018): fixed signs, a synapse whose weight crosses zero goes dormant and a random dormant one
+    # wakes at zero, every step; an L1 prior of lr x 1e-3 per step, no noise. Not tuned yet (docs/tuning.md).
+    "deepr": {"allocation": "er", "l1": 1e-3, "temperature": 0.0},
 }
 
 # ESL below this density: a larger drop fraction, chosen on the validation split at 0.02 and 0.01 (docs/tuning.md)
@@ -137,5 +147,12 @@ class TrainConfig:
             raise ValueError(f"unknown --regrow {ev['regrow']!r}; choose one of {', '.join(REGROW_RULES)}")
         if ev.get("reset_state", "changed") not in RESET_STATES:
             raise ValueError(f"unknown --reset-state {ev['reset_state']!r}; choose one of {', '.join(RESET_STATES)}")
+        if ev.get("prune", "none") not in PRUNING:
+            raise ValueError(f"unknown prune schedule {ev['prune']!r}; choose one of {', '.join(PRUNING)}")
+        if not 0 <= ev.get("prune_start", 0) < ev.get("evolve_until", 1):
+            raise ValueError(f"--prune-start must be in [0, --evolve-until), got {ev['prune_start']}")
+        for name in ("l1", "temperature"):
+            if not (math.isfinite(ev.get(name, 0.0)) and ev.get(name, 0.0) >= 0):
+                raise ValueError(f"--{name} must be a finite number >= 0, got {ev[name]}")
         if ev.get("update_interval", 0) < 0:
             raise ValueError(f"--update-interval must be >= 0 (0 = once per epoch), got {ev['update_interval']}")

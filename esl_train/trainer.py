@@ -31,7 +31,7 @@ from .export import export_netx, read_synapses
 from .models import SpikingNet, build
 from .plots import plot_training
 from .runfolder import locked, remove_stale_temp_files
-from .sparsity import EvolverConfig, MaskEvolver, layer_densities
+from .sparsity import EvolverConfig, layer_densities, make_evolver
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -105,8 +105,9 @@ class Run:
             ev = config.evolver_settings()
             ev["update_interval"] = ev.get("update_interval") or len(self.train_loader)  # 0: once per epoch
             weights = {k: (b.synapse, b.synapse.weight) for k, b in self.net.weighted_blocks().items()}
-            self.evolver = MaskEvolver(weights, self.optimizer, EvolverConfig(density=config.density, **ev),
-                                       self.total_steps, seed=config.seed, quiet_steps=len(self.train_loader))
+            self.evolver = make_evolver(config.method, weights, self.optimizer,
+                                        EvolverConfig(density=config.density, **ev), self.total_steps,
+                                        seed=config.seed, quiet_steps=len(self.train_loader))
         masks = self.evolver.masks if self.evolver else None
         self.cost = TrainingCost(self.net.weighted_blocks(), masks, self.world_size)
         self.model = self.net  # what the training forward runs: the net itself, or its DDP wrapper

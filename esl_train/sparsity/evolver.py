@@ -47,6 +47,13 @@ class EvolverConfig:
     # whose optimizer moments (momentum, Adam's two moments) an update zeroes: every changed synapse (changed), the
     # newly grown ones only (new: google-research/rigl), or none (rigl-torch, which resets only SGD momentum)
     reset_state: str = "changed"
+    # dense-to-sparse methods (sparsity.pruning): "gradual" (GMP: magnitude pruning on a cubic schedule from
+    # prune_start to evolve_until) or "once" (train dense, prune once at evolve_until, fine-tune the rest)
+    prune: str = "none"
+    prune_start: float = 0.1
+    # Deep R (sparsity.deepr): the L1 prior's strength and the noise temperature of its Langevin update
+    l1: float = 0.0
+    temperature: float = 0.0
 
 
 class MaskEvolver:
@@ -64,7 +71,7 @@ class MaskEvolver:
         self.generator = torch.Generator().manual_seed(seed)  # on the CPU: the same choices on every device
         self.counts = layer_counts({k: tuple(w.shape) for k, w in self.weights.items()}, config.density,
                                    config.allocation)
-        self.masks = {k: self._random_mask(w, self.counts[k]) for k, w in self.weights.items()}
+        self.masks = {k: self._initial_mask(w, self.counts[k]) for k, w in self.weights.items()}
         self.explored = {k: m.clone() for k, m in self.masks.items()}  # ever active during training
         self.grown = {k: torch.zeros_like(m) for k, m in self.masks.items()}  # grown at the last update
         self.step_count = 0
@@ -179,6 +186,10 @@ class MaskEvolver:
         for value in self.optimizer.state.get(w, {}).values():
             if torch.is_tensor(value) and value.shape == w.shape:
                 value.masked_fill_(changed, 0.0)
+
+    def _initial_mask(self, w: torch.Tensor, count: int) -> torch.Tensor:
+        """Erdős–Rényi random graph with exactly `count` edges: each synapse equally likely."""
+        return self._random_mask(w, count)
 
     def _random_mask(self, w: torch.Tensor, count: int) -> torch.Tensor:
         """Erdős–Rényi random graph with exactly `count` edges: each synapse equally likely."""
