@@ -1,30 +1,29 @@
 """More kinds of failure a careless or hostile user finds: a full disk under every writer, a world size changed on
 resume, data laid out the wrong way, concurrent writers. One line, exit code 2, nothing half-written."""
 
+import contextlib
 import resource
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from .helpers import tiny_mlp_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _limit_file_size(limit: int):
-    """In the child: files may not grow past `limit` bytes (writes fail with EFBIG, as on a full disk)."""
-    def apply():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
-
-
-def run_limited(args, limit, cwd):
-    return subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, timeout=240,
-                          cwd=cwd, preexec_fn=_limit_file_size(limit))
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """Files may not grow past `limit` bytes while it holds: writes fail with EFBIG, as on a full disk."""
+    old_limit, old_handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old_limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
 
 
 @pytest.fixture(scope="module")
@@ -33,53 +32,55 @@ def model(tmp_path_factory):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("what", ["checkpoint", "nir", "budget report", "deploy report"])
-def test_a_full_disk_under_every_writer_is_one_line_and_leaves_no_temp_file(tmp_path, model, what):
+@pytest.mark.parametrize("what", ["checkpoint", "nir", "budget report"])
+def test_a_full_disk_under_every_writer_is_one_line_and_leaves_no_temp_file(tmp_path, model, capsys, what):
+    from esl_deploy import budget, nir
+    from esl_train import __main__ as train
+
     out = tmp_path / "out"
     out.mkdir()
     if what == "checkpoint":  # torch.save says RuntimeError("PytorchStreamWriter failed writing file ...")
-        args, limit = ["esl_train", "--epochs", "1", "--hidden", "16", "--steps", "4", "--no-progress", "--out",
-                       out / "run"], 40_000
-    elif what == "nir":
-        args, limit = ["esl_deploy.nir", "export", model, out / "m.nir"], 20_000
-    elif what == "budget report":
-        args, limit = ["esl_deploy.budget", model, "--report", out / "b"], 10_000
-    else:
-        args, limit = ["esl_deploy.run", model, "--samples", "2", "--no-progress", "--report", out / "r"], 10_000
-    p = run_limited(args, limit, ROOT)
-    lines = [line for line in p.stderr.splitlines() if line.strip()]
-    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+        command, args, limit = train.main, ["--epochs", "1", "--hidden", "16", "--steps", "4", "--no-progress",
+                                            "--out", out / "run"], 40_000
+    elif what == "nir":  # an HDF5 file
+        command, args, limit = nir.main, ["export", model, out / "m.nir"], 20_000
+    else:  # text, json and png: every report goes through the same writer
+        command, args, limit = budget.main, [model, "--report", out / "b"], 10_000
+    with file_size_limit(limit):
+        code = command([str(a) for a in args])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in lines[0], lines
     assert "File too large" in lines[0] or "could not be written" in lines[0], lines[0]
     assert "free space" in lines[0]
     assert not list(out.rglob(".*.tmp")), list(out.rglob("*"))
 
 
 @pytest.mark.timeout(300)
-def test_data_loader_workers_do_not_change_the_model(tmp_path):
-    """--workers only moves loading to other processes: the same seed gives the same model.net, byte for byte."""
-    files = []
+def test_data_loader_workers_do_not_change_the_model(tmp_path, digits):
+    """--workers only moves loading to other processes: the same seed gives the same weights, bit for bit."""
+    from esl_train import trainer
+    from esl_train.config import TrainConfig
+
+    weights = []
     for workers in (0, 2):
-        out = tmp_path / f"w{workers}"
-        p = subprocess.run([sys.executable, "-m", "esl_train", "--epochs", "3", "--hidden", "16", "--steps", "4",
-                            "--workers", str(workers), "--out", str(out), "--no-progress"], capture_output=True,
-                           text=True, timeout=240, cwd=ROOT)
-        assert p.returncode == 0, p.stderr
-        files.append((out / "model.net").read_bytes())
-    assert files[0] == files[1]
+        cfg = TrainConfig(epochs=2, hidden=16, steps=8, workers=workers)
+        (tmp_path / f"w{workers}").mkdir()
+        r = trainer.Run(cfg, tmp_path / f"w{workers}", data=digits)
+        r.fit(progress=False, log=False)
+        weights.append([p.detach().clone() for p in r.net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
 
 
-def test_two_commands_never_fill_one_report_folder_at_once(tmp_path, model):
+def test_two_commands_never_fill_one_report_folder_at_once(tmp_path, model, capsys):
     """The second writer of a report folder is refused at once (one line), instead of both saying success while
     their files mix."""
+    from esl_deploy import budget
     from esl_train.runfolder import writing
 
     folder = tmp_path / "b"
-    with writing(folder, "--report"):  # another command is writing there
-        p = subprocess.run([sys.executable, "-m", "esl_deploy.budget", str(model), "--report", str(folder)],
-                           capture_output=True, text=True, timeout=120, cwd=ROOT)
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode == 2 and len(lines) == 1 and "is being written by another command" in lines[0], p.stderr
+    with writing(folder, "--report"):  # another command is writing there (a lock of its own, as another process's)
+        code = budget.main([str(model), "--report", str(folder)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "is being written by another command" in lines[0], lines
     assert not folder.exists()
-    p = subprocess.run([sys.executable, "-m", "esl_deploy.budget", str(model), "--report", str(folder)],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert p.returncode == 0 and (folder / "report.json").exists(), p.stderr
+    assert budget.main([str(model), "--report", str(folder)]) == 0 and (folder / "report.json").exists()
