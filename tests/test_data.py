@@ -145,3 +145,24 @@ def test_without_the_cache_samples_are_framed_at_every_read(tmp_path, monkeypatc
     for path in files:
         path.write_bytes(bytes(5))  # one event at (0, 0), t=0
     assert plain.train[0][0].sum() == 1 and cached.train[0][0].sum() > 1
+
+
+def test_an_unreadable_cache_is_called_unreadable_not_damaged(tmp_path, monkeypatch, capsys):
+    from esl_train.data import digits_bench
+
+    monkeypatch.setenv("ESL_SNN_CACHE", str(tmp_path))
+    fake = {k: np.arange(3) for k in digits_bench.CACHED} | {"steps": np.array(8)}
+    monkeypatch.setattr(digits_bench, "generate", lambda p, steps: fake)
+    path = tmp_path / f"digits-bench-{digits_bench.BenchParams().key(8)}.npz"
+    np.savez(path, **fake)
+    real = np.load
+
+    def denied(f, *args, **kwargs):  # root reads any file: a permission error has to be simulated
+        if str(f) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(f, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", denied)
+    digits_bench.load(8)
+    err = capsys.readouterr().err
+    assert "cannot be read (permission denied); rebuilding it" in err and "damaged" not in err

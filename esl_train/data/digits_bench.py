@@ -146,8 +146,8 @@ def load(steps: int, p: BenchParams = BenchParams()) -> dict:
                 return data
             print(f"warning: cache file {path} holds another content, not this set at {steps} steps; rebuilding it",
                   file=sys.stderr)
-        except Exception as e:  # truncated or not an npz file: say so and rebuild it
-            print(f"warning: cache file {path} is damaged ({type(e).__name__}); rebuilding it", file=sys.stderr)
+        except Exception as e:  # unreadable, truncated or not an npz file: say which, and rebuild it
+            print(f"warning: cache file {path} {digits_dvs.cache_trouble(e)}; rebuilding it", file=sys.stderr)
     data = generate(p, steps)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

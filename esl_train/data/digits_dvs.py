@@ -182,6 +182,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ESL_SNN_CACHE", Path.home() / ".cache" / "esl-snn"))
 
 
+def cache_trouble(e: Exception) -> str:
+    """What is wrong with a cache file that did not load, in words."""
+    if isinstance(e, PermissionError):
+        return "cannot be read (permission denied)"
+    return f"is damaged ({type(e).__name__})"
+
+
 def load(p: SensorParams = SensorParams()) -> EventSet:
     """The event set for these parameters, generated once and cached on disk."""
     path = cache_dir() / f"digits-dvs-{p.key()}.npz"
@@ -189,8 +196,8 @@ def load(p: SensorParams = SensorParams()) -> EventSet:
         try:
             with np.load(path) as z:
                 return EventSet(z["events"], z["offsets"], z["labels"], z["is_test"], p)
-        except Exception as e:  # truncated or foreign file: say so and rebuild it
-            print(f"warning: cache file {path} is damaged ({type(e).__name__}); rebuilding it", file=sys.stderr)
+        except Exception as e:  # unreadable, truncated or foreign file: say which, and rebuild it
+            print(f"warning: cache file {path} {cache_trouble(e)}; rebuilding it", file=sys.stderr)
     es = generate(p)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
