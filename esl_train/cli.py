@@ -135,6 +135,7 @@ def os_error_fix(e: OSError) -> str:
 
 
 def _say(line: str, exit_code: int, interrupted: bool = False) -> int:
+    signals.ignore()  # main_wrapper restores the handlers afterwards
     if launch.launched():
         launch.report(line, exit_code, interrupted)
     else:

@@ -33,6 +33,13 @@ def install() -> dict:
     return {s: signal.signal(s, _handler) for s in STOP_SIGNALS}
 
 
+def ignore() -> None:
+    """From here on a stop changes nothing: the command is saying how it ended (a launcher's SIGTERM to the other
+    ranks must not cut that line short with a traceback)."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
 def restore(old: dict) -> None:
     for s, h in old.items():
         signal.signal(s, h)
