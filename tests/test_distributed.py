@@ -23,7 +23,7 @@ RUN = ["--hidden", "16", "--steps", "4", "--density", "0.2", "--update-interval"
 
 
 @pytest.mark.timeout(400)
-def test_two_ranks_train_one_model_and_resume(tmp_path):
+def test_two_ranks_train_one_model_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
     p = subprocess.run([*TORCHRUN, *RUN, "--epochs", "2", "--out", str(out)], capture_output=True, text=True,
                        timeout=300)
@@ -38,10 +38,11 @@ def test_two_ranks_train_one_model_and_resume(tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert len({tuple(h["layer_density"].values()) for h in history}) == 1  # density exact throughout
-    p = subprocess.run([sys.executable, "-m", "esl_train", "--resume", str(out), "--epochs", "4", "--no-progress"],
-                       capture_output=True, text=True, timeout=120)  # one process: another data split and batches
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode == 2 and len(lines) == 1 and "trained by 2 processes and is resumed by 1" in lines[0], p.stderr
+    from esl_train import __main__ as cli  # one process, in this one: another data split and other batches
+
+    assert cli.main(["--resume", str(out), "--epochs", "4", "--no-progress"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "trained by 2 processes and is resumed by 1" in lines[0], lines
     assert "torchrun --nproc_per_node 2" in lines[0]
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]  # nothing trained
 

@@ -83,8 +83,10 @@ def start_and_signal(cmd, ready, sig, deadline=120):
     return code, err
 
 
+# SIGTERM and SIGHUP take one path (esl_train/signals.py): the subprocess tests send SIGINT (a terminal's Ctrl-C, to
+# the whole group) and SIGTERM (a scheduler's); test_sighup_is_a_stop_like_sigterm checks that SIGHUP takes that path
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_deploy_run_stops_cleanly_on_signals(model, tmp_path, sig):
     cmd = [sys.executable, "-m", "esl_deploy.run", str(model), "--samples", "300", "--tile", "1", "--no-progress",
            "--report", str(tmp_path / "rep")]
@@ -96,7 +98,7 @@ def test_deploy_run_stops_cleanly_on_signals(model, tmp_path, sig):
 
 
 @pytest.mark.timeout(200)
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_training_stops_cleanly_on_signals(tmp_path, sig):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "esl_train", "--epochs", "50", "--hidden", "16", "--steps", "8", "--out", str(out),
@@ -148,3 +150,23 @@ def test_a_stop_swallowed_where_it_lands_still_ends_the_run(tmp_path, capsys, mo
     assert code == 130, err
     assert "interrupted (SIGTERM)" in err and f"--resume {out}" in err
     assert not (out / "metrics.json").exists()  # it stopped: no success written after the stop
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_sighup_is_a_stop_like_sigterm(sig):
+    """Every stop signal is handled by the same handler while a command runs, and raises the same stop."""
+    from esl_train import signals
+
+    old = signals.install()
+    try:
+        with pytest.raises(KeyboardInterrupt) as e:
+            os.kill(os.getpid(), sig)
+            time.sleep(1)  # the handler runs at the next bytecode
+        assert signals.received() == signal.Signals(sig).name
+        if sig != signal.SIGINT:
+            assert isinstance(e.value, signals.Terminated) and str(e.value) == signal.Signals(sig).name
+        with pytest.raises(KeyboardInterrupt):
+            signals.check()  # recorded: raised again at the next safe point
+    finally:
+        signals.restore(old)
+    assert signal.getsignal(sig) is old[sig]
