@@ -50,7 +50,7 @@ def test_default_set_split_and_shapes(digits):
 
 def test_cache_returns_the_generated_set(tmp_path, monkeypatch):
     monkeypatch.setenv("ESL_SNN_CACHE", str(tmp_path))
-    p = digits_dvs.SensorParams(threshold=0.6, noise_hz=0)  # a cheap variant with its own cache entry
+    p = digits_dvs.SensorParams(threshold=0.6, noise_hz=0, saccade_ms=10)  # a cheap variant, a cache entry of its own
     first = digits_dvs.load(p)
     assert len(list(tmp_path.glob("digits-dvs-*.npz"))) == 1
     again = digits_dvs.load(p)
