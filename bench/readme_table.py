@@ -52,12 +52,36 @@ def render(docs: Path) -> str:
     seeds = sorted(int(k) for k in peer["ours"])
     ref = {r["seed"]: r["test_accuracy"] for r in peer["reference"] if r["density"] == 0.1 and r["seed"] in seeds}
     gap = ci95([100 * (peer["ours"][str(k)] - ref[k]) for k in seeds])
+    lines += _against_pruning(docs)
     lines += ["", "Bold: the paired interval excludes zero. † RigL here is its earlier rule, which trails the "
               "reference implementation (rigl-torch); `--method rigl` now follows the published rule, "
               f"{_pm(*gap, True)} points from the reference at 0.1 ({len(seeds)} paired seeds); the sweep has not "
               "been run again with it. "
               "The last column is model.net's density: SLAYER's 8-bit weights round the rest to zero."]
     return "\n".join(lines)
+
+
+def _against_pruning(docs: Path) -> list[str]:
+    """A sentence on ESL against gradual magnitude pruning of a dense network, from docs/baselines.json."""
+    path = docs / "baselines.json"
+    if not path.exists():
+        return []
+    sweep = json.loads(path.read_text())
+    acc = {(r["label"], r["density"], r["seed"]): r["test_accuracy"] for r in sweep["runs"]}
+    cost = {}
+    for r in sweep["runs"]:
+        if "train_cost_vs_dense" in r:
+            cost.setdefault((r["label"], r["density"]), []).append(r["train_cost_vs_dense"])
+    out = []
+    for d in sorted({d for (lb, d, _) in acc if lb == "gmp"}, reverse=True):
+        lead, half, n = paired_difference(acc, ("esl", d), ("gmp", d))
+        if n < 2 or ("esl", d) not in cost or ("gmp", d) not in cost:
+            continue
+        ratio = (sum(cost[("esl", d)]) / len(cost[("esl", d)])) / (sum(cost[("gmp", d)]) / len(cost[("gmp", d)]))
+        out.append(f"Against pruning a dense network during training (GMP, Zhu & Gupta 2017; docs/benchmarks.md, "
+                   f"section \"Pruning a dense network, and Deep R\") at {d:g}: ESL {_pm(lead, half, True)} points "
+                   f"({n} paired seeds) at {ratio:.2f} of GMP's training compute.")
+    return ["", *out] if out else []
 
 
 def main():

@@ -177,8 +177,7 @@ def summarize(runs: list[dict], split: str) -> list[dict]:
             "vs_dense": paired(label, density, ("dense", 1.0)),
             "vs_static": paired(label, density, ("static", density)) if label != "static" else None,
             "file_density": mean_of(rs, "file_density"),
-            "train_cost": mean_of(rs, "train_cost_vs_dense") if all("train_cost_vs_dense" in r for r in rs)
-            else float("nan"),
+            "train_cost": mean_of([r for r in rs if "train_cost_vs_dense" in r], "train_cost_vs_dense"),
             "explored": mean_of(rs, "explored"), "turnover": mean_of(rs, "turnover_per_update"),
             "synops_vs_dense": mean_of(rs, "synops") / mean_of(dense, "synops"),
             "file_vs_dense": mean_of(rs, "file_bytes") / mean_of(dense, "file_bytes"),
@@ -338,7 +337,7 @@ def render(args, todo: list[dict], runs: list[dict], wall: float) -> str:
         f"per update / active. SynOps counted on {SYNOPS_SAMPLES} test samples, file size from model.net. "
         "*training cost*: training compute over dense training's, counted as RigL's paper does (forward and backward "
         "multiply-accumulates of the active synapses, dense weight gradients where a method takes them; esl_train/"
-        "cost.py; '-' for runs stored before it was recorded). "
+        "cost.py; the mean over the runs that recorded it, '-' where none did). "
         f"{status} Sweep wall time so far: {wall / 60:.0f} min ({args.jobs} jobs); *wall s* per run on "
         f"{machines(runs)}.", "",
         table(rows, args.split), "",
