@@ -72,16 +72,18 @@ def _against_pruning(docs: Path) -> list[str]:
     for r in sweep["runs"]:
         if "train_cost_vs_dense" in r:
             cost.setdefault((r["label"], r["density"]), []).append(r["train_cost_vs_dense"])
-    out = []
+    parts = []
     for d in sorted({d for (lb, d, _) in acc if lb == "gmp"}, reverse=True):
         lead, half, n = paired_difference(acc, ("esl", d), ("gmp", d))
         if n < 2 or ("esl", d) not in cost or ("gmp", d) not in cost:
             continue
         ratio = (sum(cost[("esl", d)]) / len(cost[("esl", d)])) / (sum(cost[("gmp", d)]) / len(cost[("gmp", d)]))
-        out.append(f"Against pruning a dense network during training (GMP, Zhu & Gupta 2017; docs/benchmarks.md, "
-                   f"section \"Pruning a dense network, and Deep R\") at {d:g}: ESL {_pm(lead, half, True)} points "
-                   f"({n} paired seeds) at {ratio:.2f} of GMP's training compute.")
-    return ["", *out] if out else []
+        parts.append(f"at {d:g} ESL is {_pm(lead, half, True)} points from it ({n} paired seeds) at {ratio:.2f} of "
+                     "its training compute")
+    if not parts:
+        return []
+    return ["", "Against pruning a dense network during training (GMP, Zhu & Gupta 2017, at its paper's schedule; "
+                "docs/benchmarks.md, \"Pruning a dense network, and Deep R\"): " + "; ".join(parts) + "."]
 
 
 def main():
