@@ -31,7 +31,16 @@ def launched() -> bool:
 
 def command(module: str = "esl_train") -> str:
     """How to start `module` again the way this process was started: under the launcher, with its options."""
-    return f"{os.environ.get(COMMAND, 'python -m')} {module}"
+    return f"{os.environ.get(COMMAND, f'{interpreter()} -m')} {module}"
+
+
+def interpreter() -> str:
+    """This Python as a user would type it here: `.venv/bin/python` for the project's own, else `python`."""
+    try:
+        rel = os.path.relpath(sys.executable)
+    except ValueError:  # another drive
+        return "python"
+    return rel if not rel.startswith("..") and os.sep in rel else "python"
 
 
 def report(line: str, exit_code: int, interrupted: bool) -> None:
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     own = argv[:len(argv) - 1 - len(args.training_script_args)]  # torchrun's options, ending in -m when given
-    os.environ[COMMAND] = shlex.join(["python", "-m", "esl_train.launch", *own])
+    os.environ[COMMAND] = shlex.join([interpreter(), "-m", "esl_train.launch", *own])
     # torchrun's agent logs warnings and a failure report: the verdict below replaces them
     logging.disable(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="esl-launch-") as folder:

@@ -188,7 +188,8 @@ def test_launcher_interrupted_says_how_to_resume_under_the_launcher(tmp_path):
         if p.poll() is None:
             p.kill()
     lines = err.strip().splitlines()
-    resume = ("python -m esl_train.launch --standalone --nproc_per_node 2 -m esl_train --resume " + str(out))
+    resume = (f"{launch.interpreter()} -m esl_train.launch --standalone --nproc_per_node 2 -m esl_train --resume "
+              + str(out))
     assert p.returncode == 130 and len(lines) == 1 and lines[0].endswith(f"continue with: {resume}"), err
     done = torch.load(out / "checkpoint.pt", weights_only=False)["epoch"]
     again = subprocess.run([sys.executable, *resume.split()[1:], "--epochs", str(done + 1)], capture_output=True,
