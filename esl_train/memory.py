@@ -41,9 +41,7 @@ def input_shape(dataset: str) -> tuple[int, int, int]:
         return EMBEDDED[dataset][2]
     from .data.tonic_sets import REAL_SETS
 
-    spec = REAL_SETS[dataset]
-    w, h, p = spec.sensor_size
-    return (p, *(spec.target_size or (h, w)))
+    return REAL_SETS[dataset].input_shape
 
 
 def neurons(arch: str, inputs: int, hidden: int) -> int:

@@ -27,6 +27,17 @@ class RealSet:
     num_classes: int
     source: str
 
+    @property
+    def frame_sensor(self) -> tuple[int, int, int]:
+        """The sensor events are framed on, tonic's (x, y, p): down-sampled to target_size where one is set."""
+        return self.sensor_size if self.target_size is None else (*self.target_size, self.sensor_size[2])
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(P, H, W) of the framed spikes."""
+        x, y, p = self.frame_sensor
+        return (p, y, x)
+
 
 REAL_SETS = {
     "nmnist": RealSet("NMNIST", "Train", "Test", ".bin", "NMNIST/Train/<digit 0-9>/*.bin", (34, 34, 2), None, 10,
@@ -127,10 +138,9 @@ def load(name: str, data_dir: str | None, steps: int, seed: int = 0, cache: bool
     spec = REAL_SETS[name]
     check_folder(name, data_dir)
     cls = _offline(getattr(tonic.datasets, spec.tonic_name))
-    sensor, transform = spec.sensor_size, None
+    sensor, transform = spec.frame_sensor, None
     if spec.target_size is not None:
         transform = tonic.transforms.Downsample(sensor_size=spec.sensor_size, target_size=spec.target_size)
-        sensor = (*spec.target_size, spec.sensor_size[2])
     root = str(Path(data_dir).expanduser())
     if spec.test_dir is None:
         full = cls(root)
@@ -141,9 +151,9 @@ def load(name: str, data_dir: str | None, steps: int, seed: int = 0, cache: bool
         train, test = cls(root, train=True), cls(root, train=False)
     if not cache:
         framed = [FramedEvents(d, sensor, steps, transform, as_tensor=True) for d in (train, test)]
-        return framed[0], framed[1], (sensor[2], sensor[1], sensor[0]), spec.num_classes
+        return framed[0], framed[1], spec.input_shape, spec.num_classes
     folder = cache_folder(name, root, steps, seed)
     framed = [tonic.DiskCachedDataset(FramedEvents(d, sensor, steps, transform), cache_path=str(folder / split),
                                       transform=to_float_tensor)
               for d, split in ((train, "train"), (test, "test"))]
-    return framed[0], framed[1], (sensor[2], sensor[1], sensor[0]), spec.num_classes
+    return framed[0], framed[1], spec.input_shape, spec.num_classes
