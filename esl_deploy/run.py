@@ -67,7 +67,7 @@ def _check(args):
         from esl_train.data.tonic_sets import check_folder
 
         check_folder(dataset, args.data_dir)
-    inputs, neurons = math.prod(net.input_shape), sum(math.prod(layer.shape) for layer in net.weighted)
+    inputs, neurons = math.prod(net.input_shape), sum(layer.neurons for layer in net.weighted)
     recordings, test = memory.EMBEDDED.get(dataset, (0, 1))[:2]  # an embedded set is framed whole into memory
     n = min(args.samples or test, test) if recordings else args.samples or 1
     memory.check(recordings * inputs * steps + n * steps * (inputs + neurons) * 6, f"--steps {steps} on {n} samples",
@@ -113,8 +113,8 @@ def evaluate(args) -> dict:
     inputs = x.numpy().astype(bool)
 
     tile = lava_runner.auto_tile(net, n) if args.tile == "auto" else min(args.tile, n)  # never more copies than samples
-    synapses = sum(int((layer.weight != 0).sum()) for layer in net.weighted)
-    neurons = sum(math.prod(layer.shape) for layer in net.weighted)
+    synapses = sum(layer.synapses for layer in net.weighted)
+    neurons = sum(layer.neurons for layer in net.weighted)
     memory.check(tile * (16 * synapses + 64 * neurons), f"--tile {tile}", "pass a smaller --tile (or auto)")
     lava = lava_runner.run(args.model, net, inputs, args.backend, sparse=not args.dense_synapses,
                            progress=not args.no_progress, tile=tile)
