@@ -15,6 +15,7 @@ from . import launch, signals
 from .errors import UsageError, first_line
 from .signals import Terminated
 
+
 class Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line, like every other error."""
 
