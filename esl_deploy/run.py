@@ -67,11 +67,11 @@ def _check(args):
         from esl_train.data.tonic_sets import check_folder
 
         check_folder(dataset, args.data_dir)
-    inputs, neurons = math.prod(net.input_shape), sum(layer.neurons for layer in net.weighted)
-    recordings, test = memory.EMBEDDED.get(dataset, (0, 1))[:2]  # an embedded set is framed whole into memory
-    n = min(args.samples or test, test) if recordings else args.samples or 1
-    memory.check(recordings * inputs * steps + n * steps * (inputs + neurons) * 6, f"--steps {steps} on {n} samples",
-                 "pass fewer --samples or a smaller --steps")
+    test = memory.EMBEDDED[dataset][1] if dataset in EMBEDDED else None  # the test split of an embedded set
+    n = min(args.samples or test, test) if test else args.samples or 1
+    memory.check_rasters(n, steps, math.prod(net.input_shape), sum(layer.neurons for layer in net.weighted),
+                         f"--steps {steps} on {n} samples", "pass fewer --samples or a smaller --steps",
+                         also=memory.framed(dataset, steps))
     return net, targets, dataset, int(steps)
 
 

@@ -49,14 +49,19 @@ def neurons(arch: str, inputs: int, hidden: int) -> int:
     return hidden if arch == "mlp" else inputs * hidden // 64
 
 
+def framed(dataset: str, steps: int) -> int:
+    """Bytes of a data set held in memory once framed: an embedded set whole, as bool; a real one sample by sample."""
+    return EMBEDDED[dataset][0] * math.prod(input_shape(dataset)) * steps if dataset in EMBEDDED else 0
+
+
 def check_training(dataset: str, steps: int, batch_size: int, arch: str, hidden: int) -> None:
     inputs = math.prod(input_shape(dataset))
-    framed = EMBEDDED.get(dataset, (0,))[0] * inputs * steps  # embedded sets are framed into memory as bool
     batch = batch_size * steps * (inputs + neurons(arch, inputs, hidden)) * 4 * FLOAT_COPIES
-    check(framed + batch, f"--steps {steps} with --batch-size {batch_size} on {dataset}",
+    check(framed(dataset, steps) + batch, f"--steps {steps} with --batch-size {batch_size} on {dataset}",
           "pass a smaller --steps (time bins per sample; 10-100 is usual) or --batch-size")
 
 
-def check_rasters(samples: int, steps: int, inputs: int, neurons: int, what: str, fix: str) -> None:
-    """Every sample's input and spikes at every step: Lava's and the twin's rasters (bool) and the twin's floats."""
-    check(samples * steps * (inputs + neurons) * 6, what, fix)
+def check_rasters(samples: int, steps: int, inputs: int, neurons: int, what: str, fix: str, also: int = 0) -> None:
+    """Every sample's input and spikes at every step: Lava's and the twin's rasters (bool) and the twin's floats,
+    with `also` bytes needed beside them (the framed data set)."""
+    check(also + samples * steps * (inputs + neurons) * 6, what, fix)
