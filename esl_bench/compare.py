@@ -195,9 +195,11 @@ def _pm(mean, half, signed=False) -> str:
 
 def machines(runs: list[dict]) -> str:
     """The machines the runs' wall times come from: CPU cores, and how many runs shared them."""
-    # every run stored before records carried this was trained on a 2-core machine with 2 jobs
-    kinds = sorted({(r.get("cpu_cores") or 2, r.get("jobs") or 2) for r in runs})
-    return ", ".join(f"{c}-core CPU machines running {j} job{'s' if j > 1 else ''}" for c, j in kinds) or "-"
+    # every run stored before records carried this was trained on a 2-core machine; how many jobs is not recorded
+    kinds = sorted({(r.get("cpu_cores") or 2, r.get("jobs") or 0) for r in runs})
+    said = [f"{c}-core CPU machines " + (f"running {j} job{'s' if j > 1 else ''}" if j else "(jobs not recorded)")
+            for c, j in kinds]
+    return ", ".join(said) or "-"
 
 
 def table(rows: list[dict], split: str) -> str:
