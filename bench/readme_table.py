@@ -1,27 +1,25 @@
-"""Writes the README's results table from the stored sweep (docs/compare-long-all.json) and the RigL reference
-(docs/peer-rigl.json), so that no number in it is typed by hand; tests/test_docs.py checks it is up to date.
+"""Writes the README's results table from the stored sweep (docs/compare-long-all.json), the RigL reference
+(docs/peer-rigl.json) and the pruning baselines (docs/baselines.json), so that no number in it is typed by hand;
+tests/test_docs.py checks it is up to date.
 
     .venv/bin/python bench/readme_table.py          # rewrite the section of README.md
     .venv/bin/python bench/readme_table.py --check  # exit 1 if README.md differs from what the json files say"""
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from esl_bench.compare import ci95, paired_difference  # noqa: E402
+from esl_bench.compare import ci95, paired_difference, plus_minus  # noqa: E402
 from esl_bench.markdown import replace_section, write_section  # noqa: E402
 
 SWEEP = "compare-long-all"
 BASELINES = ("static", "set", "rigl")
 NAMES = {"static": "static", "set": "SET", "rigl": "RigL †"}
-
-
-def _pm(mean, half, signed=False):
-    return f"{mean:+.2f} ± {half:.2f}" if signed else f"{mean:.2f} ± {half:.2f}"
 
 
 def render(docs: Path) -> str:
@@ -35,7 +33,7 @@ def render(docs: Path) -> str:
     s = sweep["settings"]
     lines = [f"Test accuracy (%) on `digits-bench` ({s['arch'].upper()} 1152-{s['hidden']}-10, {s['epochs']} epochs, "
              f"final model, all 7,200 test samples), mean ± 95 % CI over {dense['seeds']} paired seeds. "
-             f"Dense: **{_pm(dense['accuracy'], dense['ci'])}**.", "",
+             f"Dense: **{plus_minus(dense['accuracy'], dense['ci'])}**.", "",
              "| density | ESL | ESL vs dense | " + " | ".join(NAMES[b] for b in BASELINES)
              + " | ESL vs the best of them (paired) | ESL's synapses in model.net |",
              "|---:|---:|---:|" + "---:|" * len(BASELINES) + "---:|---:|"]
@@ -43,10 +41,10 @@ def render(docs: Path) -> str:
         esl = rows[("esl", d)]
         best = max(BASELINES, key=lambda b: rows[(b, d)]["accuracy"])
         lead, half, _ = paired_difference(acc, ("esl", d), (best, d))
-        verdict = f"**{_pm(lead, half, True)}**" if abs(lead) > half else _pm(lead, half, True)
+        verdict = f"**{plus_minus(lead, half, True)}**" if abs(lead) > half else plus_minus(lead, half, True)
         file_density = sum(files[("esl", d)]) / len(files[("esl", d)])
-        lines.append(f"| {d:g} | {_pm(esl['accuracy'], esl['ci'])} | {_pm(*esl['vs_dense'][:2], True)} | "
-                     + " | ".join(_pm(rows[(b, d)]["accuracy"], rows[(b, d)]["ci"]) for b in BASELINES)
+        lines.append(f"| {d:g} | {plus_minus(esl['accuracy'], esl['ci'])} | {plus_minus(*esl['vs_dense'][:2], True)} | "
+                     + " | ".join(plus_minus(rows[(b, d)]["accuracy"], rows[(b, d)]["ci"]) for b in BASELINES)
                      + f" | {verdict} ({NAMES[best].rstrip(' †')}) | {file_density:.3f} |")
     peer = json.loads((docs / "peer-rigl.json").read_text())
     seeds = sorted(int(k) for k in peer["ours"])
@@ -55,8 +53,8 @@ def render(docs: Path) -> str:
     lines += _against_pruning(docs)
     lines += ["", "Bold: the paired interval excludes zero. † RigL here is its earlier rule, which trails the "
               "reference implementation (rigl-torch); `--method rigl` now follows the published rule, "
-              f"{_pm(*gap, True)} points from the reference at 0.1 ({len(seeds)} paired seeds); the sweep has not "
-              "been run again with it. "
+              f"{plus_minus(*gap, True)} points from the reference at 0.1 ({len(seeds)} paired seeds); the sweep has "
+              "not been run again with it. "
               "The last column is model.net's density: SLAYER's 8-bit weights round the rest to zero."]
     return "\n".join(lines)
 
@@ -68,18 +66,15 @@ def _against_pruning(docs: Path) -> list[str]:
         return []
     sweep = json.loads(path.read_text())
     acc = {(r["label"], r["density"], r["seed"]): r["test_accuracy"] for r in sweep["runs"]}
-    cost = {}
-    for r in sweep["runs"]:
-        if "train_cost_vs_dense" in r:
-            cost.setdefault((r["label"], r["density"]), []).append(r["train_cost_vs_dense"])
+    cost = {(r["label"], r["density"]): r["train_cost"] for r in sweep["summary"]}  # mean over runs recording it
     parts = []
     for d in sorted({d for (lb, d, _) in acc if lb == "gmp"}, reverse=True):
         lead, half, n = paired_difference(acc, ("esl", d), ("gmp", d))
-        if n < 2 or ("esl", d) not in cost or ("gmp", d) not in cost:
+        ratio = cost.get(("esl", d), math.nan) / cost.get(("gmp", d), math.nan)
+        if n < 2 or math.isnan(ratio):
             continue
-        ratio = (sum(cost[("esl", d)]) / len(cost[("esl", d)])) / (sum(cost[("gmp", d)]) / len(cost[("gmp", d)]))
-        parts.append(f"at {d:g} ESL is {_pm(lead, half, True)} points from it ({n} paired seeds) at {ratio:.2f} of "
-                     "its training compute")
+        parts.append(f"at {d:g} ESL is {plus_minus(lead, half, True)} points from it ({n} paired seeds) at "
+                     f"{ratio:.2f} of its training compute")
     if not parts:
         return []
     return ["", "Against pruning a dense network during training (GMP, Zhu & Gupta 2017, at its paper's schedule; "

@@ -186,7 +186,8 @@ def summarize(runs: list[dict], split: str) -> list[dict]:
     return rows
 
 
-def _pm(mean, half, signed=False) -> str:
+def plus_minus(mean, half, signed=False) -> str:
+    """mean ± half-width as the tables write it ('-' for no value, the mean alone for one seed)."""
     if np.isnan(mean):
         return "-"
     m = f"{mean:+.2f}" if signed else f"{mean:.2f}"
@@ -208,9 +209,9 @@ def table(rows: list[dict], split: str) -> str:
              "wall s |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        vs_static = _pm(*r["vs_static"][:2], signed=True) if r["vs_static"] else "-"
-        lines.append(f"| {r['label']} | {r['density']:g} | {r['seeds']} | {_pm(r['accuracy'], r['ci'])} | "
-                     f"{_pm(*r['vs_dense'][:2], signed=True) if r['label'] != 'dense' else '-'} | {vs_static} | "
+        vs_static = plus_minus(*r["vs_static"][:2], signed=True) if r["vs_static"] else "-"
+        lines.append(f"| {r['label']} | {r['density']:g} | {r['seeds']} | {plus_minus(r['accuracy'], r['ci'])} | "
+                     f"{plus_minus(*r['vs_dense'][:2], signed=True) if r['label'] != 'dense' else '-'} | {vs_static} | "
                      f"{r['file_density']:.3f} | {r['explored']:.3f} | {r['turnover']:.3f} | "
                      f"{r['synops_vs_dense']:.3f} | {r['file_vs_dense']:.3f} | "
                      f"{'-' if np.isnan(r['train_cost']) else format(r['train_cost'], '.3f')} | "
