@@ -2,15 +2,16 @@
 and tiled evaluation (K copies of the network side by side) against one copy on the same samples.
 
     .venv/bin/python bench/deploy_speed.py [--samples 60] [--conv-samples 8] [--only-tiling]
-        [--tile-dataset digits-bench|digits] [--tiles 1,4,16,64,128,256,512]
+        [--tile-dataset digits-bench|digits] [--tile-arch mlp|conv] [--tiles 1,4,16,64,128,256,512]
 
 Trains a small mlp and conv network on the embedded set (a few epochs: speed does not depend on accuracy),
 then runs the same test samples through Lava (fixed_pt simulator) and the twin. Writes its tables into
-docs/benchmarks.md (sections deploy-speed, and deploy-tiling or deploy-tiling-digits)."""
+docs/benchmarks.md (sections deploy-speed, and deploy-tiling, deploy-tiling-digits or deploy-tiling-conv)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import sys
@@ -54,6 +55,8 @@ def main() -> None:
     p.add_argument("--tile-dataset", default="digits-bench", choices=("digits", "digits-bench"),
                    help="digits-bench: 7,200 test samples, the size of a real test split (N-MNIST has 10,000)")
     p.add_argument("--tile-samples", type=int, default=0, help="0: the whole test split")
+    p.add_argument("--tile-arch", default="mlp", choices=("mlp", "conv"),
+                   help="conv: tiled copies run each conv layer unrolled into a sparse matrix, one copy netx's conv")
     p.add_argument("--only-tiling", action="store_true")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
@@ -102,7 +105,7 @@ def tiling(args, tmp: Path) -> None:
     """Samples/s of K copies side by side vs one copy, same samples, same run; rasters checked per sample."""
     from scipy.sparse import block_diag, csr_matrix
 
-    cfg = TrainConfig(arch="mlp", epochs=args.epochs, density=0.1, dataset=args.tile_dataset)
+    cfg = TrainConfig(arch=args.tile_arch, epochs=args.epochs, density=0.1, dataset=args.tile_dataset)
     trainer.run(cfg, tmp / "tile", progress=False)
     path = tmp / "tile" / "model.net"
     nf = netx_file.read(path)
@@ -115,26 +118,36 @@ def tiling(args, tmp: Path) -> None:
         for batch in x.split(500):  # (the whole split at once would hold every layer's float rasters)
             twin.append([layer.numpy() > 0 for layer in twin_model(batch, record=True)[1]])
     twin = [np.concatenate(layer) for layer in zip(*twin)]
+    machine = (f"{os.cpu_count()}-core {platform.processor() or platform.machine()} CPU, load average "
+               f"{os.getloadavg()[0]:.1f} when the runs began")
     rows = []
     for k in args.tiles:
         start = time.perf_counter()
         res = lava_runner.run(str(path), nf, x.numpy().astype(bool), progress=False, tile=k)
         wall = time.perf_counter() - start
         same = float(sum(all((a[i] == b[i]).all() for a, b in zip(res.layers, twin)) for i in range(n)) / n)
-        csr = [block_diag([csr_matrix(layer.weight)] * k, format="csr") for layer in nf.weighted]
+        shapes = [nf.input_shape] + [layer.shape for layer in nf.weighted]
+        csr = [block_diag([csr_matrix(layer.weight) if layer.type == "dense" else lava_runner.unroll(layer, shape)]
+                          * k, format="csr") for layer, shape in zip(nf.weighted, shapes)]
         rows.append({"tile": k, "wall_s": wall, "startup_s": res.first_chunk_seconds, "ms_per_step": res.ms_per_step,
                      "ms_per_sample": res.ms_per_sample, "lava_steps": res.steps, "identical": same,
                      "weight_kib": sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in csr) / 1024,
                      "max_child_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024})
         print(rows[-1], flush=True)
     base = rows[0]["wall_s"] if rows[0]["tile"] == 1 else None
+    command_tail = (f" --tile-arch conv --tile-samples {args.tile_samples} --tiles {','.join(map(str, args.tiles))}"
+                    if args.tile_arch == "conv" else "")
+    net = ("The default MLP (1152-128-10" if args.tile_arch == "mlp" else
+           "The conv net (2x24x24 - 8x12x12 - 16x6x6 - 10, strided 3x3 convolutions; with one copy Lava runs netx's "
+           "conv layers, tiled copies run each conv layer unrolled into its sparse synapse matrix")
     lines = [
-        f"The default MLP (1152-128-10, density 0.1, T={cfg.steps}), trained {args.epochs} epochs on "
+        f"{net}, density 0.1, T={cfg.steps}), trained {args.epochs} epochs on "
         f"{args.tile_dataset}, on its test split ({n} samples). `--tile K`: K copies of the network in one Lava "
         "network (block-diagonal sparse weights), one sample per copy and slot. Wall time includes compiling and "
-        f"start-up; same samples, one run ({platform.processor() or platform.machine()}). *ms per sample*: steady "
+        f"start-up; same samples, one run ({machine}). *ms per sample*: steady "
         "state, the first chunk of 20 slots (with start-up) left out. Command: `.venv/bin/python "
-        f"bench/deploy_speed.py --only-tiling{' --tile-dataset digits --tiles 1,16,64,180' * small}`.", "",
+        f"bench/deploy_speed.py --only-tiling{' --tile-dataset digits --tiles 1,16,64,180' * small}"
+        f"{command_tail}`.", "",
         "| K | Lava steps | wall s | samples/s | speed-up vs K=1 | start-up and first chunk s | ms per Lava step | "
         "ms per sample | identical rasters (per sample, every layer and step) | block weights KiB | "
         "largest worker RSS so far MiB |",
@@ -148,9 +161,11 @@ def tiling(args, tmp: Path) -> None:
     lines += ["", "The worker RSS column is the largest resident size of any finished Lava worker up to that row "
               "(getrusage), so it can only grow down the table; a forked worker counts the pages it shares with the "
               "main process, which holds the data set here. Energy, SynOps and budgets are reported per copy."]
-    write_section(ROOT / "docs" / "benchmarks.md", "deploy-tiling" + "-digits" * small,
-                  ("### The same on the 360 embedded test samples" if small else "## Tiled Lava evaluation")
-                  + "\n\n" + "\n".join(lines))
+    conv = args.tile_arch == "conv"
+    title = ("### The conv net" if conv else "### The same on the 360 embedded test samples" if small
+             else "## Tiled Lava evaluation")
+    write_section(ROOT / "docs" / "benchmarks.md", "deploy-tiling" + "-digits" * small + "-conv" * conv,
+                  title + "\n\n" + "\n".join(lines))
     print("\n".join(lines))
 
 

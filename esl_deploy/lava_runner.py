@@ -142,15 +142,15 @@ class LavaResult:
         return self.ms_per_step * self.slot / self.tile
 
 
-MAX_TILE = 256  # measured per sample: 0.84 ms at 256 copies, 1.46 at 64, 0.82 at 512 (bench/deploy_speed.py)
+MAX_TILE = 256  # the MLP per sample: 0.84 ms at 256 copies, 1.46 at 64, 0.82 at 512 (bench/deploy_speed.py)
+MAX_TILED_NEURONS = 2**18  # the conv net (1,738 neurons a copy) per sample: 3.3 ms at 128 copies, 4.7 at 256
 
 
 def auto_tile(net_file, n_samples: int) -> int:
-    """Copies side by side: dense networks only (netx's conv layer cannot hold independent copies), at most
-    MAX_TILE, spread evenly over the slots the samples need so that the last slot is not mostly empty."""
-    if any(layer.type != "dense" for layer in net_file.weighted):
-        return 1
-    slots = -(-n_samples // MAX_TILE)
+    """Copies side by side: at most MAX_TILE and MAX_TILED_NEURONS neurons, spread evenly over the slots the samples
+    need so that the last slot is not mostly empty."""
+    most = max(1, min(MAX_TILE, MAX_TILED_NEURONS // sum(layer.neurons for layer in net_file.weighted)))
+    slots = -(-n_samples // most)
     return max(1, -(-n_samples // max(1, slots)))
 
 
@@ -175,26 +175,52 @@ def run_config(backend: str):
     raise UsageError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def _tiled_dense(net_file, tile: int, slot: int):
-    """`tile` copies of a dense network in one Lava network: netx's own Dense blocks (the same neuron parameters and
-    weight-bit optimisation as netx.hdf5.Network) with block-diagonal weights, built sparse: a dense block matrix of
-    64 copies of the default MLP would not fit in memory. Each block goes in as CSR, since `block_diag` of an ndarray
-    keeps its zeros as stored entries: ten times the work per step at density 0.1."""
+def unroll(layer, in_shape: tuple[int, ...], weight: np.ndarray | None = None):
+    """A conv layer as its synapse matrix, (output neurons, input neurons) in SLAYER's (C, H, W) order: entry (o, i, j)
+    x (c, h, w) holds the kernel weight that connects them, as torch's conv2d applies it. `weight`: the kernel to
+    place (default the layer's own)."""
+    from scipy.sparse import coo_matrix
+
+    w = layer.weight if weight is None else weight
+    (c_in, h_in, w_in), (c_out, h_out, w_out) = in_shape, layer.shape
+    (s0, s1), (p0, p1), (d0, d1), groups = (layer.conv[k] for k in ("stride", "padding", "dilation", "groups"))
+    o, cg, a, b = np.nonzero(w)
+    c = (o // (c_out // groups)) * (c_in // groups) + cg  # the kernel's input channel within its group
+    # every kernel entry (axis 0) at every output position (axes 1, 2), kept where it falls inside the input
+    i, j = np.arange(h_out)[None, :, None], np.arange(w_out)[None, None, :]
+    h, x = np.broadcast_arrays(i * s0 - p0 + (a * d0)[:, None, None], j * s1 - p1 + (b * d1)[:, None, None])
+    inside = (h >= 0) & (h < h_in) & (x >= 0) & (x < w_in)
+    rows = ((o[:, None, None] * h_out + i) * w_out + j)[inside]
+    cols = ((c[:, None, None] * h_in + h) * w_in + x)[inside]
+    data = np.broadcast_to(w[o, cg, a, b][:, None, None], inside.shape)[inside]
+    shape = (c_out * h_out * w_out, c_in * h_in * w_in)
+    return coo_matrix((data, (rows, cols)), shape).tocsr()
+
+
+def _tiled(net_file, tile: int, slot: int):
+    """`tile` copies of a network in one Lava network of netx's own Dense blocks (the same neuron parameters and
+    weight-bit optimisation as netx.hdf5.Network builds) with block-diagonal weights, built sparse: a dense block
+    matrix of 64 copies of the default MLP would not fit in memory. A conv layer goes in unrolled into its synapse
+    matrix (`unroll`), neurons in SLAYER's (C, H, W) order: the same integer sums as netx's conv, which cannot hold
+    independent copies. Each block goes in as CSR, since `block_diag` of an ndarray keeps its zeros as stored
+    entries: ten times the work per step at density 0.1."""
     from scipy.sparse import block_diag, csr_matrix
 
     netx = import_lava_dl().netx
-    blocks = []
+    blocks, shape = [], net_file.input_shape
     for i, layer in enumerate(net_file.weighted):
         weight, bits, exponent, sign_mode = netx.utils.optimize_weight_bits(layer.weight.astype(np.int64))
+        matrix = csr_matrix(weight) if layer.type == "dense" else unroll(layer, shape, weight)
         neuron = {**layer.neuron, "type": "CUBA"}  # netx_file.read accepts CUBA neurons only
         params = netx.hdf5.Network.get_neuron_params(neuron, reset_interval=slot, reset_offset=i + 1)
         block = netx.blocks.process.Dense(
-            shape=(tile * weight.shape[0],), neuron_params=params, num_weight_bits=bits, weight_exponent=exponent,
+            shape=(tile * matrix.shape[0],), neuron_params=params, num_weight_bits=bits, weight_exponent=exponent,
             sign_mode=sign_mode, input_message_bits=blocks[-1].output_message_bits if blocks else 0,
-            weight=block_diag([csr_matrix(weight)] * tile, format="csr"), sparse_synapse=True)
+            weight=block_diag([matrix] * tile, format="csr"), sparse_synapse=True)
         if blocks:
             blocks[-1].out.connect(block.inp)
         blocks.append(block)
+        shape = layer.shape
     return blocks[0], blocks[0].inp, blocks
 
 
@@ -202,8 +228,8 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
         chunk: int = 20, progress: bool = True, tile: int = 1) -> LavaResult:
     """Run `spikes` (N, P, H, W, T) through the network in `path` and record every layer.
 
-    `tile` > 1 runs that many copies of a dense network side by side, one sample each per slot: the same spikes,
-    many fewer Lava time steps (a Lava step costs far more than the arithmetic in it)."""
+    `tile` > 1 runs that many copies of the network side by side, one sample each per slot (`_tiled`): the same
+    spikes, many fewer Lava time steps (a Lava step costs far more than the arithmetic in it)."""
     cfg = run_config(backend)
     netx = import_lava_dl().netx
     from lava.magma.core.run_conditions import RunSteps
@@ -216,17 +242,14 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
     depth = len(net_file.weighted)
     slot = steps + 2 * depth
     if tile > 1:
-        if any(layer.type != "dense" for layer in net_file.weighted):
-            raise UsageError("--tile needs a network of dense layers (netx's conv layer cannot hold independent "
-                             "copies); use --tile 1 for conv networks")
-        net, inp, layers = _tiled_dense(net_file, tile, slot)
+        net, inp, layers = _tiled(net_file, tile, slot)
     else:
         net = netx.hdf5.Network(net_config=str(path), reset_interval=slot, sparse_fc_layer=sparse)
         inp, layers = net.inp, net.layers
     slots = -(-n_samples // tile)
     total = slots * slot
     if len(inp.shape) == 1:
-        x = spikes.reshape(n_samples, -1, steps)  # (P, H, W) flattened as SLAYER does
+        x = spikes.reshape(n_samples, -1, steps)  # (P, H, W) flattened as SLAYER does (and as `_tiled` orders it)
     else:
         x = spikes.transpose(0, 3, 2, 1, 4)  # Lava's conv layout is (x, y, channel)
     if tile * x.shape[1] != inp.shape[0] or x.shape[2:-1] != tuple(inp.shape[1:]):
@@ -267,13 +290,13 @@ def run(path: str, net_file, spikes: np.ndarray, backend: str = "sim", sparse: b
     with spike_dir:
         raw = [np.moveaxis(np.load(path), 0, -1) for path in files]  # (*lava shape, total)
     layers_out, drain = [], []
-    for r in raw:
+    for r, layer in zip(raw, net_file.weighted):
         r = np.moveaxis(r.reshape(*r.shape[:-1], slots, slot), -2, 0)  # (slots, *lava shape, slot)
-        if tile > 1:  # (slots, tile * out, .) -> (slots * tile, out, .): copy k of slot s is sample s * tile + k
-            r = r.reshape(slots * tile, -1, slot)
+        if tile > 1:  # (slots, tile * neurons, .) -> (slots * tile, *shape, .): copy k of slot s is sample s * tile + k
+            r = r.reshape(slots * tile, *layer.shape, slot)
+        elif r.ndim == 5:
+            r = r.transpose(0, 3, 2, 1, 4)  # Lava's conv layout (x, y, c) -> (c, y, x)
         r = r[:n_samples]
-        if r.ndim == 5:
-            r = r.transpose(0, 3, 2, 1, 4)  # (x, y, c) -> (c, y, x)
         layers_out.append(r[..., depth : depth + steps])
         drain.append(r.sum(axis=(0, -1)) - layers_out[-1].sum(axis=(0, -1)))  # the steps Lava runs besides
     return LavaResult(layers_out, first, first_steps, seconds, total, slot, tile, drain)

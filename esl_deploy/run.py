@@ -36,8 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dense-synapses", action="store_true",
                    help="build dense layers as Lava Dense instead of Sparse (CSR of the surviving synapses)")
     p.add_argument("--tile", default="auto",
-                   help="copies of the network run side by side in Lava, one sample each (dense networks; "
-                        "auto: up to 256, 1 for conv). Results are per sample, as with one copy")
+                   help="copies of the network run side by side in Lava, one sample each (auto: up to 256; conv "
+                        "layers run unrolled into sparse matrices). Results are per sample, as with one copy")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar on stderr")
     return p
@@ -113,7 +113,9 @@ def evaluate(args) -> dict:
     inputs = x.numpy().astype(bool)
 
     tile = lava_runner.auto_tile(net, n) if args.tile == "auto" else min(args.tile, n)  # never more copies than samples
-    synapses = sum(layer.synapses for layer in net.weighted)
+    # synapse entries Lava holds per copy: a tiled conv kernel weight at each of its output positions (at most)
+    synapses = sum(layer.synapses * (math.prod(layer.shape[1:]) if layer.type == "conv" and tile > 1 else 1)
+                   for layer in net.weighted)
     neurons = sum(layer.neurons for layer in net.weighted)
     memory.check(tile * (16 * synapses + 64 * neurons), f"--tile {tile}", "pass a smaller --tile (or auto)")
     lava = lava_runner.run(args.model, net, inputs, args.backend, sparse=not args.dense_synapses,

@@ -56,17 +56,37 @@ def test_lava_rasters_equal_the_twin_mlp(mlp_file, digits, sparse):
 
 
 @lava_timeout
-def test_lava_rasters_equal_the_twin_conv(tmp_path, digits):
+@pytest.mark.parametrize("tile", [1, 2])
+def test_lava_rasters_equal_the_twin_conv(tmp_path, digits, tile):
+    """One copy runs netx's conv layers; tiled copies run them unrolled into sparse matrices: the same rasters."""
     net, _ = masked_net("conv", 0.3)
     export_netx(net, tmp_path / "model.net", {"input_shape": [2, 24, 24]})
     nf = netx_file.read(tmp_path / "model.net")
-    x = inputs(digits, 2)
-    res = lava_runner.run(str(tmp_path / "model.net"), nf, x.numpy().astype(bool), progress=False)
+    x = inputs(digits, 3)  # with 2 copies the last slot is half empty
+    res = lava_runner.run(str(tmp_path / "model.net"), nf, x.numpy().astype(bool), progress=False, tile=tile)
     with torch.no_grad():
         _, twin = build_twin(nf)(x, record=True)
     assert [l.shape[1:-1] for l in res.layers] == [(8, 12, 12), (16, 6, 6), (10,)]
     for lava, torch_spikes in zip(res.layers, twin):
         assert lava.sum() > 0 and np.array_equal(lava, torch_spikes.numpy().reshape(lava.shape) > 0)
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, dilation, groups, size", [
+    (2, 8, (3, 3), (2, 2), (1, 1), (1, 1), 1, (24, 24)),  # the conv net's layers
+    (8, 16, (3, 3), (2, 2), (1, 1), (1, 1), 1, (12, 12)),
+    (4, 6, (3, 5), (1, 2), (0, 2), (2, 1), 2, (10, 13)),  # every geometry option, unequal along H and W
+])
+def test_unrolled_conv_is_the_convolution(c_in, c_out, kernel, stride, padding, dilation, groups, size):
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, (c_out, c_in // groups, *kernel)) * (rng.random((c_out, c_in // groups, *kernel)) < .3)
+    x = rng.random((c_in, *size)) < 0.3
+    conv = torch.nn.functional.conv2d(torch.from_numpy(x[None]).double(), torch.from_numpy(w).double(),
+                                      stride=stride, padding=padding, dilation=dilation, groups=groups)[0]
+    geometry = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    matrix = lava_runner.unroll(netx_file.Layer(1, "conv", tuple(conv.shape), w, geometry), (c_in, *size))
+    assert np.array_equal(matrix @ x.reshape(-1).astype(np.int64), conv.numpy().reshape(-1))
+    assert np.all(matrix.data != 0)  # the synapses alone
 
 
 @lava_timeout
@@ -225,17 +245,15 @@ def test_tiled_copies_give_every_sample_the_twin_rasters(mlp_file, digits):
     assert not multiprocessing.active_children()
 
 
-def test_tile_must_be_positive_and_dense_only(mlp_file, tmp_path):
+def test_tile_must_be_positive_and_auto_fits_the_network(mlp_file, tmp_path):
     p = deploy(mlp_file[0], "--tile", "0")
     assert p.returncode == 2 and "--tile must be at least 1" in p.stderr and p.stderr.count("\n") == 1, p.stderr
-    net, _ = masked_net("conv", 0.3)
-    export_netx(net, tmp_path / "conv.net", {"dataset": "digits", "steps": 8})
-    with pytest.raises(UsageError, match="--tile needs a network of dense layers"):
-        lava_runner.run(str(tmp_path / "conv.net"), netx_file.read(tmp_path / "conv.net"),
-                        np.zeros((2, 2, 24, 24, 8), bool), tile=2)
-    assert lava_runner.auto_tile(netx_file.read(tmp_path / "conv.net"), 100) == 1
     mlp = netx_file.read(mlp_file[0])
     assert [lava_runner.auto_tile(mlp, n) for n in (1, 7, 256, 257, 1000)] == [1, 7, 256, 129, 250]
+    net, _ = masked_net("conv", 0.3)
+    export_netx(net, tmp_path / "conv.net", {"input_shape": [2, 24, 24]})
+    conv = netx_file.read(tmp_path / "conv.net")  # 1,738 neurons a copy: at most 150 copies
+    assert [lava_runner.auto_tile(conv, n) for n in (7, 150, 151, 1000)] == [7, 150, 76, 143]
 
 
 def test_lava_speed_leaves_start_up_out_only_when_it_can():
@@ -252,7 +270,7 @@ def test_tiled_weights_store_only_the_synapses(mlp_file):
     """Block-diagonal copies of a sparse layer hold its non-zero weights and nothing else (zeros stored as entries
     would be summed at every Lava step)."""
     nf = netx_file.read(mlp_file[0])
-    _, _, blocks = lava_runner._tiled_dense(nf, tile=5, slot=10)
+    _, _, blocks = lava_runner._tiled(nf, tile=5, slot=10)
     for layer, block in zip(nf.weighted, blocks):
         weights = block.synapse.weights.init
         assert weights.shape == (5 * layer.weight.shape[0], 5 * layer.weight.shape[1])
