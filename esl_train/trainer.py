@@ -28,6 +28,7 @@ from .data.framing import collate
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .export import export_netx, read_synapses
+from .launch import interpreter
 from .models import SpikingNet, build
 from .plots import plot_training
 from .runfolder import locked, remove_stale_temp_files
@@ -177,7 +178,7 @@ class Run:
         trained = state.get("world_size", 1)
         if trained != self.world_size:
             how = (f"torchrun --nproc_per_node {trained} -m esl_train --resume {self.folder}" if trained > 1
-                   else f"python -m esl_train --resume {self.folder} (one process, without torchrun)")
+                   else f"{interpreter()} -m esl_train --resume {self.folder} (one process, without torchrun)")
             raise UsageError(f"{self.folder} was trained by {trained} process{'es' if trained > 1 else ''} and is "
                              f"resumed by {self.world_size}: the data split and batches would change; resume it with "
                              f"{how}")
