@@ -16,7 +16,7 @@ from pathlib import Path
 from . import launch, memory
 from .cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from .config import (ALLOCATIONS, ARCHS, DATASETS, DROP_CRITERIA, EMBEDDED, KERNELS, LR_SCHEDULES, METHODS,
-                     REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
+                     REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, BUDGETS, TrainConfig)
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .quiet import import_lava_dl
@@ -83,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
                                                      "--evolve-until)")
     g.add_argument("--l1", type=float, help="deepr: the L1 prior, a pull of lr x L1 per step towards zero")
     g.add_argument("--temperature", type=float, help="deepr: the noise temperature of its Langevin update (0: none)")
+    g.add_argument("--budget", choices=BUDGETS,
+                   help="what --density counts: the mask's synapses, or only those on chip (8-bit weight non-zero; "
+                        "set, rigl, esl): sub-quantum synapses are then free and model.net holds the density")
     g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
                    help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p
@@ -91,7 +94,8 @@ def parser() -> argparse.ArgumentParser:
 def _config(args) -> TrainConfig:
     evolver = {k: getattr(args, k) for k in ("allocation", "regrow", "drop_fraction", "update_interval",
                                              "evolve_until", "schedule", "protect_new", "rescale_init", "drop_by",
-                                             "regrow_dropped", "reset_state", "prune_start", "l1", "temperature")}
+                                             "regrow_dropped", "reset_state", "prune_start", "l1", "temperature",
+                                             "budget")}
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,

@@ -25,7 +25,8 @@ KERNELS = ("auto", "slayer")
 RESET_STATES = ("changed", "new", "none")  # whose optimizer moments an update zeroes (sparsity.EvolverConfig)
 EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
                 "protect_new", "rescale_init", "drop_by", "regrow_dropped", "reset_state", "prune", "prune_start",
-                "l1", "temperature")  # the fields of sparsity.EvolverConfig besides density
+                "l1", "temperature", "budget")  # the fields of sparsity.EvolverConfig besides density
+BUDGETS = ("mask", "on-chip")  # what the density counts: the mask's synapses, or those whose 8-bit weight is non-zero
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
 PRESETS: dict[str, dict] = {
@@ -154,5 +155,10 @@ class TrainConfig:
         for name in ("l1", "temperature"):
             if not (math.isfinite(ev.get(name, 0.0)) and ev.get(name, 0.0) >= 0):
                 raise ValueError(f"--{name} must be a finite number >= 0, got {ev[name]}")
+        if ev.get("budget", "mask") not in BUDGETS:
+            raise ValueError(f"unknown --budget {ev['budget']!r}; choose one of {', '.join(BUDGETS)}")
+        if ev.get("budget", "mask") == "on-chip" and self.method not in ("set", "rigl", "esl"):
+            raise ValueError(f"--budget on-chip is for the methods that swap synapses (set, rigl, esl), not "
+                             f"{self.method}")
         if ev.get("update_interval", 0) < 0:
             raise ValueError(f"--update-interval must be >= 0 (0 = once per epoch), got {ev['update_interval']}")

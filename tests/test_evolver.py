@@ -161,3 +161,49 @@ def test_rigl_grows_by_gradient_at_zero_and_resets_the_state_it_is_told_to(reset
         expected[0, zeroed] = 0
         assert torch.equal(state[key], expected)
     assert state["step"] == 7  # Adam's step count is global: it is not reset
+
+
+def test_on_chip_budget_counts_the_synapses_that_survive_quantization():
+    """Under budget="on-chip" a synapse whose quantized weight is zero is free: every update fills the layer's
+    budget with synapses on chip (growing more at zero where they fall short), a dense layer's quantized-away share
+    goes to the others, and after the last step the masks hold exactly the synapses on chip, no more than the
+    budget."""
+    torch.manual_seed(0)
+    net = Toy([(40, 30), (4, 40)])  # the ER allocation at 0.4 makes the small output layer dense
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    step = 0.1
+    for layer in net.layers:  # what SLAYER's 8-bit quantizer does, coarser
+        layer.pre_hook_fx = lambda w: torch.round(w / step) * step
+    cfg = EvolverConfig(density=0.4, regrow="random", update_interval=5, drop_fraction=0.3, evolve_until=0.5,
+                        budget="on-chip")
+    weights = {f"l{i}": (m, m.weight) for i, m in enumerate(net.layers)}
+    ev = MaskEvolver(weights, opt, cfg, total_steps=60, seed=0)
+    assert ev.counts["l1"] == 160  # dense
+    budget = sum(ev.counts.values())
+
+    def on_chip():
+        live, _ = ev._on_chip()
+        return {k: int(v.sum()) for k, v in live.items()}
+
+    x = torch.randn(16, 30)
+    for _ in range(60):
+        updated = train_step(net, opt, ev, x)
+        if updated and ev.step_count < 60:  # right after an update: l0's target, some of it just grown at zero
+            live = on_chip()
+            target = ev.counts["l0"] + ev.counts["l1"] - live["l1"]
+            assert live["l0"] <= target <= live["l0"] + int(ev.grown["l0"].sum())
+            assert sum(ev.active().values()) > budget
+    assert ev.history[-1]["drop_fraction"] == 0  # updates after evolution: they only refill the budget
+    live = on_chip()
+    assert ev.active() == live and sum(live.values()) <= budget  # the masks are what goes on chip
+    for k, w in ev.weights.items():
+        assert torch.all(w[~ev.masks[k]] == 0)
+
+
+def test_on_chip_budget_only_for_the_methods_that_swap():
+    from esl_train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="--budget on-chip is for the methods that swap"):
+        TrainConfig(method="gmp", evolver={"budget": "on-chip"}).validate()
+    with pytest.raises(ValueError, match="unknown --budget"):
+        TrainConfig(evolver={"budget": "chip"}).validate()

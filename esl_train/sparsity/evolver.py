@@ -54,6 +54,9 @@ class EvolverConfig:
     # Deep R (sparsity.deepr): the L1 prior's strength and the noise temperature of its Langevin update
     l1: float = 0.0
     temperature: float = 0.0
+    # what the density counts: every synapse of the mask, or only those on chip (8-bit weight non-zero): the
+    # sub-quantum ones are then free, so the exported model.net holds the requested density (`_fit_on_chip`)
+    budget: str = "mask"
 
 
 class MaskEvolver:
@@ -68,6 +71,7 @@ class MaskEvolver:
         self.total_steps = total_steps
         self.quiet_steps = quiet_steps
         self.weights = {k: w for k, (_, w) in weights.items()}
+        self.modules = {k: m for k, (m, _) in weights.items()}
         self.generator = torch.Generator().manual_seed(seed)  # on the CPU: the same choices on every device
         self.counts = layer_counts({k: tuple(w.shape) for k, w in self.weights.items()}, config.density,
                                    config.allocation)
@@ -125,7 +129,14 @@ class MaskEvolver:
         return self._capture
 
     def is_update_step(self, step: int) -> bool:
-        return step % self.config.update_interval == 0 and self.drop_fraction(step) > 0
+        if step % self.config.update_interval:
+            return False
+        if self.drop_fraction(step) > 0:
+            return True
+        # under an on-chip budget, updates after evolution still replace the synapses that fell below the quantum
+        # (they swap none), until the quiet end, where a synapse grown at zero would have no time to grow
+        quiet = max(self.config.update_interval, self.quiet_steps)
+        return self.config.budget == "on-chip" and self.config.evolve and step <= self.total_steps - quiet
 
     def _needs_dense_grad(self, step: int) -> bool:
         return self.config.regrow in GRADIENT_RULES and self.is_update_step(step)
@@ -142,6 +153,8 @@ class MaskEvolver:
             start = time.perf_counter()
             self._update(self.drop_fraction(self.step_count))
             self.seconds += time.perf_counter() - start
+        if self.config.budget == "on-chip" and self.step_count == self.total_steps:
+            self._settle_on_chip()
         self._dense_grads.clear()
         self._capture = self._needs_dense_grad(self.step_count + 1)
         return updated
@@ -160,7 +173,7 @@ class MaskEvolver:
                 swaps[k] = 0
                 continue
             protected = self.grown[k] if self.config.protect_new else None
-            rate = self.input_spikes[k].view(1, -1, *[1] * (w.dim() - 2))
+            rate = self._rate(k)
             dropped = drop_weakest(w, mask, n, protected, rate if self.config.drop_by == "contribution" else None)
             candidates = ~mask | dropped if self.config.regrow_dropped else ~mask
             grown = grow(self.config.regrow, candidates, n, self._dense_grads.get(k), self.generator,
@@ -174,11 +187,64 @@ class MaskEvolver:
             if reset is not None:
                 self._reset_optimizer_state(w, reset)
             swaps[k] = int(new.sum())
+        if self.config.budget == "on-chip":
+            live, targets = self._on_chip()
+            for k in self.weights:
+                swaps[k] += self._fit_on_chip(k, live[k], targets[k], self._rate(k))
         for spikes in self.input_spikes.values():
             spikes.zero_()
         self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
         distributed.check_same(self.masks, "masks")  # under DDP: every rank made the same choices
         distributed.check_same(self.weights, "weights")
+
+    def _on_chip(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """Per layer, the synapses on chip (8-bit weight non-zero) and how many it should hold: its budget, plus a share
+        of what the layers that hold every synapse (the ER allocation makes small ones dense) lose to quantization,
+        so that the network's total on chip is the requested density."""
+        live = {}
+        for k, w in self.weights.items():
+            quantize = getattr(self.modules[k], "pre_hook_fx", None)
+            live[k] = self.masks[k] & (quantize(w) if quantize is not None else w).ne(0)
+        full = [k for k in self.weights if self.counts[k] == self.masks[k].numel()]
+        rest = [k for k in self.weights if k not in full]
+        lost = sum(self.counts[k] - int(live[k].sum()) for k in full)
+        share = sum(self.counts[k] for k in rest)
+        targets = {k: self.counts[k] + (round(lost * self.counts[k] / share) if k in rest else 0) for k in live}
+        return live, targets
+
+    def _fit_on_chip(self, k: str, live: torch.Tensor, target: int, rate: torch.Tensor) -> int:
+        """Make layer k's synapses on chip `target`: grow as many more as they fall short (they start at zero, free
+        until they grow past the quantum), or drop the weakest of them beyond it. Returns the number grown."""
+        w, mask = self.weights[k], self.masks[k]
+        gap = target - int(live.sum())
+        if gap > 0:
+            new = grow(self.config.regrow, ~mask, min(gap, int((~mask).sum())), self._dense_grads.get(k),
+                       self.generator, ~self.explored[k], rate)
+            mask.logical_or_(new)
+            self.explored[k].logical_or_(new)
+            self.grown[k].logical_or_(new)
+            w.masked_fill_(new, 0.0)
+            if self.config.reset_state != "none":
+                self._reset_optimizer_state(w, new)
+            return int(new.sum())
+        if gap < 0:
+            extra = drop_weakest(w, live, -gap, None, rate if self.config.drop_by == "contribution" else None)
+            mask.logical_and_(~extra)
+            w.masked_fill_(extra, 0.0)
+        return 0
+
+    def _settle_on_chip(self) -> None:
+        """After the last training step: the sub-quantum synapses leave the masks and the weakest synapses beyond a
+        layer's target with them, so the exported network holds at most the requested density."""
+        live, targets = self._on_chip()
+        for k, mask in self.masks.items():
+            mask.copy_(live[k])
+            self._fit_on_chip(k, live[k], min(targets[k], int(live[k].sum())), self._rate(k))
+            self.weights[k].mul_(mask)
+
+    def _rate(self, k: str) -> torch.Tensor:
+        """Layer k's input spike counts since the last update, shaped to broadcast against its weight."""
+        return self.input_spikes[k].view(1, -1, *[1] * (self.weights[k].dim() - 2))
 
     def _reset_optimizer_state(self, w: torch.Tensor, changed: torch.Tensor) -> None:
         """Zero momentum (and Adam's second moment) of `changed` synapses so stale state cannot move them. Adam's step
