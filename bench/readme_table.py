@@ -40,8 +40,7 @@ def render(docs: Path) -> str:
     for d in sorted({d for (lb, d) in rows if lb == "esl"}, reverse=True):
         esl = rows[("esl", d)]
         best = max(BASELINES, key=lambda b: rows[(b, d)]["accuracy"])
-        lead, half, _ = paired_difference(acc, ("esl", d), (best, d))
-        verdict = f"**{plus_minus(lead, half, True)}**" if abs(lead) > half else plus_minus(lead, half, True)
+        verdict = _verdict(*paired_difference(acc, ("esl", d), (best, d))[:2])
         file_density = sum(files[("esl", d)]) / len(files[("esl", d)])
         lines.append(f"| {d:g} | {plus_minus(esl['accuracy'], esl['ci'])} | {plus_minus(*esl['vs_dense'][:2], True)} | "
                      + " | ".join(plus_minus(rows[(b, d)]["accuracy"], rows[(b, d)]["ci"]) for b in BASELINES)
@@ -51,12 +50,19 @@ def render(docs: Path) -> str:
     ref = {r["seed"]: r["test_accuracy"] for r in peer["reference"] if r["density"] == 0.1 and r["seed"] in seeds}
     gap = ci95([100 * (peer["ours"][str(k)] - ref[k]) for k in seeds])
     lines += _against_pruning(docs)
+    lines += _tuned(docs)
     lines += ["", "Bold: the paired interval excludes zero. † RigL here is its earlier rule, which trails the "
               "reference implementation (rigl-torch); `--method rigl` now follows the published rule, "
               f"{plus_minus(*gap, True)} points from the reference at 0.1 ({len(seeds)} paired seeds); the sweep has "
               "not been run again with it. "
               "The last column is model.net's density: SLAYER's 8-bit weights round the rest to zero."]
     return "\n".join(lines)
+
+
+def _verdict(lead: float, half: float) -> str:
+    """A paired difference, in bold where its interval excludes zero."""
+    text = plus_minus(lead, half, True)
+    return f"**{text}**" if abs(lead) > half else text
 
 
 def _against_pruning(docs: Path) -> list[str]:
@@ -79,6 +85,34 @@ def _against_pruning(docs: Path) -> list[str]:
         return []
     return ["", "Against pruning a dense network during training (GMP, Zhu & Gupta 2017, at its paper's schedule; "
                 "docs/benchmarks.md, \"Pruning a dense network, and Deep R\"): " + "; ".join(parts) + "."]
+
+
+def _tuned(docs: Path, density: float = 0.1) -> list[str]:
+    """Every method at its validation winner (docs/tuned-<density>.json), against static and against tuned ESL."""
+    path = docs / f"tuned-{density:g}.json"
+    if not path.exists():
+        return []
+    sweep = json.loads(path.read_text())
+    acc = {(r["label"], r["density"], r["seed"]): r["test_accuracy"] for r in sweep["runs"]}
+    rows = sorted((r for r in sweep["summary"] if "(tuned" in r["label"] and r["density"] == density),
+                  key=lambda r: -r["accuracy"])
+    esl = next(r["label"] for r in rows if r["method"] == "esl")
+
+    def paired(a: str, b: str) -> str:
+        lead, half, n = paired_difference(acc, (a, density), (b, density))
+        return "-" if n < 2 else _verdict(lead, half)
+
+    seeds = min(r["seeds"] for r in rows)
+    lines = ["", f"Every method tuned alike at {density:g}: each at the winner of the same validation grid "
+             f"(docs/tuning.md), {seeds} paired seeds on the test split (docs/benchmarks.md, \"Every method tuned "
+             "alike\"):", "",
+             "| method (tuned setting) | test accuracy % | vs static (paired) | tuned ESL minus it (paired) | "
+             "synapses in model.net | training cost vs dense |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {plus_minus(r['accuracy'], r['ci'])} | {paired(r['label'], 'static')} | "
+                     f"{'-' if r['label'] == esl else paired(esl, r['label'])} | {r['file_density']:.3f} | "
+                     f"{r['train_cost']:.3f} |")
+    return lines
 
 
 def main():

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from . import launch, memory
 from .cli import HelpFormatter, Parser, check_output_folder, main_wrapper
-from .config import (ALLOCATIONS, ARCHS, DATASETS, DROP_CRITERIA, EMBEDDED, KERNELS, LR_SCHEDULES, METHODS,
-                     REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, BUDGETS, TrainConfig)
+from .config import (ALLOCATIONS, ARCHS, BUDGETS, DATASETS, DROP_CRITERIA, EMBEDDED, KERNELS, LR_SCHEDULES,
+                     METHODS, REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .quiet import import_lava_dl
