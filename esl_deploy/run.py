@@ -36,8 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dense-synapses", action="store_true",
                    help="build dense layers as Lava Dense instead of Sparse (CSR of the surviving synapses)")
     p.add_argument("--tile", default="auto",
-                   help="copies of the network run side by side in Lava, one sample each (auto: up to 256; conv "
-                        "layers run unrolled into sparse matrices). Results are per sample, as with one copy")
+                   help="copies of the network run side by side in Lava, one sample each (auto: up to 256 copies "
+                        "and 2^18 neurons; conv layers then run unrolled into sparse matrices). Results are per "
+                        "sample, as with one copy")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar on stderr")
     return p
