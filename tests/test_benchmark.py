@@ -41,11 +41,11 @@ def test_default_is_no_rescale():
     assert EvolverConfig(density=0.1).rescale_init is False
 
 
-def test_esl_drops_more_below_five_percent_unless_told_otherwise():
+def test_esl_drop_fraction_is_its_preset_unless_told_otherwise():
     from esl_train.config import TrainConfig
 
-    assert TrainConfig(method="esl", density=0.05).evolver_settings()["drop_fraction"] == 0.1
-    assert TrainConfig(method="esl", density=0.02).evolver_settings()["drop_fraction"] == 0.3
+    assert TrainConfig(method="esl", density=0.1).evolver_settings()["drop_fraction"] == 0.3
+    assert TrainConfig(method="esl", density=0.01).evolver_settings()["drop_fraction"] == 0.3
     assert TrainConfig(method="esl", density=0.01, evolver={"drop_fraction": 0.2}).evolver_settings()[
         "drop_fraction"] == 0.2
     assert TrainConfig(method="rigl", density=0.01).evolver_settings()["drop_fraction"] == 0.3  # its own preset

@@ -102,8 +102,9 @@ def test_tiny_run_writes_a_complete_run_folder(tmp_path, arch):
     assert sum(l["synapses"] for l in m["layers"]) == survivors == m["synapses"]
     assert m["density"] == pytest.approx(survivors / m["possible"])
     assert all(l["synapses"] + l["quantized_away"] == l["mask_synapses"] for l in m["layers"])
-    # the mask holds 0.2; after 2 epochs from unscaled initial weights a quarter of them still quantize to 0
-    assert m["mask_density"] == pytest.approx(0.2, abs=1e-3) and 0.12 < m["density"] <= 0.2 + 1e-3
+    # the mask holds 0.2; after 2 epochs from unscaled initial weights, with a third of them swapped for zeros at
+    # every update, up to half of them still quantize to 0
+    assert m["mask_density"] == pytest.approx(0.2, abs=1e-3) and 0.08 < m["density"] <= 0.2 + 1e-3
     assert (out / "training.png").read_bytes()[:4] == b"\x89PNG"
 
 
