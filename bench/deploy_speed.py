@@ -103,7 +103,7 @@ def main() -> None:
 
 def tiling(args, tmp: Path) -> None:
     """Samples/s of K copies side by side vs one copy, same samples, same run; rasters checked per sample."""
-    from scipy.sparse import block_diag, csr_matrix
+    from scipy.sparse import block_diag
 
     cfg = TrainConfig(arch=args.tile_arch, epochs=args.epochs, density=0.1, dataset=args.tile_dataset)
     trainer.run(cfg, tmp / "tile", progress=False)
@@ -126,9 +126,7 @@ def tiling(args, tmp: Path) -> None:
         res = lava_runner.run(str(path), nf, x.numpy().astype(bool), progress=False, tile=k)
         wall = time.perf_counter() - start
         same = float(sum(all((a[i] == b[i]).all() for a, b in zip(res.layers, twin)) for i in range(n)) / n)
-        shapes = [nf.input_shape] + [layer.shape for layer in nf.weighted]
-        csr = [block_diag([csr_matrix(layer.weight) if layer.type == "dense" else lava_runner.unroll(layer, shape)]
-                          * k, format="csr") for layer, shape in zip(nf.weighted, shapes)]
+        csr = [block_diag([m] * k, format="csr") for m in lava_runner.synapse_matrices(nf)]
         rows.append({"tile": k, "wall_s": wall, "startup_s": res.first_chunk_seconds, "ms_per_step": res.ms_per_step,
                      "ms_per_sample": res.ms_per_sample, "lava_steps": res.steps, "identical": same,
                      "weight_kib": sum(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes for m in csr) / 1024,

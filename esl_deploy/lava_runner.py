@@ -197,6 +197,18 @@ def unroll(layer, in_shape: tuple[int, ...], weight: np.ndarray | None = None):
     return coo_matrix((data, (rows, cols)), shape).tocsr()
 
 
+def synapse_matrices(net_file, weights: list[np.ndarray] | None = None) -> list:
+    """Each weighted layer as a CSR matrix (its neurons x its inputs, SLAYER's order): a dense layer's weight, a conv
+    layer unrolled (`unroll`). `weights`: the integer weights to place (default the file's)."""
+    from scipy.sparse import csr_matrix
+
+    layers = net_file.weighted
+    shapes = [net_file.input_shape] + [layer.shape for layer in layers[:-1]]
+    weights = weights if weights is not None else [layer.weight for layer in layers]
+    return [csr_matrix(w) if layer.type == "dense" else unroll(layer, shape, w)
+            for layer, shape, w in zip(layers, shapes, weights)]
+
+
 def _tiled(net_file, tile: int, slot: int):
     """`tile` copies of a network in one Lava network of netx's own Dense blocks (the same neuron parameters and
     weight-bit optimisation as netx.hdf5.Network builds) with block-diagonal weights, built sparse: a dense block
@@ -204,13 +216,13 @@ def _tiled(net_file, tile: int, slot: int):
     matrix (`unroll`), neurons in SLAYER's (C, H, W) order: the same integer sums as netx's conv, which cannot hold
     independent copies. Each block goes in as CSR, since `block_diag` of an ndarray keeps its zeros as stored
     entries: ten times the work per step at density 0.1."""
-    from scipy.sparse import block_diag, csr_matrix
+    from scipy.sparse import block_diag
 
     netx = import_lava_dl().netx
-    blocks, shape = [], net_file.input_shape
-    for i, layer in enumerate(net_file.weighted):
-        weight, bits, exponent, sign_mode = netx.utils.optimize_weight_bits(layer.weight.astype(np.int64))
-        matrix = csr_matrix(weight) if layer.type == "dense" else unroll(layer, shape, weight)
+    optimized = [netx.utils.optimize_weight_bits(layer.weight.astype(np.int64)) for layer in net_file.weighted]
+    matrices = synapse_matrices(net_file, [weight for weight, *_ in optimized])
+    blocks = []
+    for i, (layer, matrix, (_, bits, exponent, sign_mode)) in enumerate(zip(net_file.weighted, matrices, optimized)):
         neuron = {**layer.neuron, "type": "CUBA"}  # netx_file.read accepts CUBA neurons only
         params = netx.hdf5.Network.get_neuron_params(neuron, reset_interval=slot, reset_offset=i + 1)
         block = netx.blocks.process.Dense(
@@ -220,7 +232,6 @@ def _tiled(net_file, tile: int, slot: int):
         if blocks:
             blocks[-1].out.connect(block.inp)
         blocks.append(block)
-        shape = layer.shape
     return blocks[0], blocks[0].inp, blocks
 
 

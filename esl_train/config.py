@@ -63,7 +63,6 @@ PRESETS: dict[str, dict] = {
 }
 
 
-
 # Whole-run presets (--preset NAME); explicit flags override them. docs/presets.md says where we had to choose.
 RUN_PRESETS: dict[str, dict] = {
     # ESL-SNNs' DVS-CIFAR10 experiment: 10 % density, 300 epochs (paper); 48x48 input, T=10, conv width: ours.

@@ -113,10 +113,14 @@ class MaskEvolver:
         return hook
 
     # -- schedule ------------------------------------------------------------------------------
+    @property
+    def quiet_from(self) -> int:
+        """The first step of the quiet end, the last max(update_interval, quiet_steps) steps: no update falls there."""
+        return self.total_steps - max(self.config.update_interval, self.quiet_steps) + 1
+
     def drop_fraction(self, step: int) -> float:
         """Fraction of each layer's active synapses swapped at `step` (0 once evolution has ended)."""
-        quiet = max(self.config.update_interval, self.quiet_steps)
-        end = min(self.config.evolve_until * self.total_steps, self.total_steps - quiet + 1)
+        end = min(self.config.evolve_until * self.total_steps, self.quiet_from)
         if not self.config.evolve or step >= end:
             return 0.0
         if self.config.schedule == "constant":
@@ -135,8 +139,7 @@ class MaskEvolver:
             return True
         # under an on-chip budget, updates after evolution still replace the synapses that fell below the quantum
         # (they swap none), until the quiet end, where a synapse grown at zero would have no time to grow
-        quiet = max(self.config.update_interval, self.quiet_steps)
-        return self.config.budget == "on-chip" and self.config.evolve and step <= self.total_steps - quiet
+        return self.config.budget == "on-chip" and self.config.evolve and step < self.quiet_from
 
     def _needs_dense_grad(self, step: int) -> bool:
         return self.config.regrow in GRADIENT_RULES and self.is_update_step(step)
@@ -173,11 +176,10 @@ class MaskEvolver:
                 swaps[k] = 0
                 continue
             protected = self.grown[k] if self.config.protect_new else None
-            rate = self._rate(k)
-            dropped = drop_weakest(w, mask, n, protected, rate if self.config.drop_by == "contribution" else None)
+            dropped = drop_weakest(w, mask, n, protected, self._drop_rate(k))
             candidates = ~mask | dropped if self.config.regrow_dropped else ~mask
             grown = grow(self.config.regrow, candidates, n, self._dense_grads.get(k), self.generator,
-                         ~self.explored[k], rate)
+                         ~self.explored[k], self._rate(k))
             new, removed = grown & ~mask, dropped & ~grown  # a synapse dropped and grown again stays as it was
             mask.logical_and_(~removed).logical_or_(new)
             self.explored[k].logical_or_(new)
@@ -190,7 +192,7 @@ class MaskEvolver:
         if self.config.budget == "on-chip":
             live, targets = self._on_chip()
             for k in self.weights:
-                swaps[k] += self._fit_on_chip(k, live[k], targets[k], self._rate(k))
+                swaps[k] += self._fit_on_chip(k, live[k], targets[k])
         for spikes in self.input_spikes.values():
             spikes.zero_()
         self.history.append({"step": self.step_count, "drop_fraction": fraction, "swaps": swaps})
@@ -212,14 +214,14 @@ class MaskEvolver:
         targets = {k: self.counts[k] + (round(lost * self.counts[k] / share) if k in rest else 0) for k in live}
         return live, targets
 
-    def _fit_on_chip(self, k: str, live: torch.Tensor, target: int, rate: torch.Tensor) -> int:
+    def _fit_on_chip(self, k: str, live: torch.Tensor, target: int) -> int:
         """Make layer k's synapses on chip `target`: grow as many more as they fall short (they start at zero, free
         until they grow past the quantum), or drop the weakest of them beyond it. Returns the number grown."""
         w, mask = self.weights[k], self.masks[k]
         gap = target - int(live.sum())
         if gap > 0:
             new = grow(self.config.regrow, ~mask, min(gap, int((~mask).sum())), self._dense_grads.get(k),
-                       self.generator, ~self.explored[k], rate)
+                       self.generator, ~self.explored[k], self._rate(k))
             mask.logical_or_(new)
             self.explored[k].logical_or_(new)
             self.grown[k].logical_or_(new)
@@ -228,7 +230,7 @@ class MaskEvolver:
                 self._reset_optimizer_state(w, new)
             return int(new.sum())
         if gap < 0:
-            extra = drop_weakest(w, live, -gap, None, rate if self.config.drop_by == "contribution" else None)
+            extra = drop_weakest(w, live, -gap, None, self._drop_rate(k))
             mask.logical_and_(~extra)
             w.masked_fill_(extra, 0.0)
         return 0
@@ -239,12 +241,16 @@ class MaskEvolver:
         live, targets = self._on_chip()
         for k, mask in self.masks.items():
             mask.copy_(live[k])
-            self._fit_on_chip(k, live[k], min(targets[k], int(live[k].sum())), self._rate(k))
+            self._fit_on_chip(k, live[k], min(targets[k], int(live[k].sum())))
             self.weights[k].mul_(mask)
 
     def _rate(self, k: str) -> torch.Tensor:
         """Layer k's input spike counts since the last update, shaped to broadcast against its weight."""
         return self.input_spikes[k].view(1, -1, *[1] * (self.weights[k].dim() - 2))
+
+    def _drop_rate(self, k: str) -> torch.Tensor | None:
+        """What weighs |w| when layer k's weakest synapses are dropped: its input's spike counts (by contribution)."""
+        return self._rate(k) if self.config.drop_by == "contribution" else None
 
     def _reset_optimizer_state(self, w: torch.Tensor, changed: torch.Tensor) -> None:
         """Zero momentum (and Adam's second moment) of `changed` synapses so stale state cannot move them. Adam's step
