@@ -1,8 +1,7 @@
 """Training speed on a CPU, in one run: lava-dl's own CUBA code (`--kernels slayer`) against ours (`--kernels auto`),
-samples/s and peak RSS, MLP and conv, batch 32 and 128, one and two threads; and the spike-driven first synapse
-against SLAYER's Conv3d over the input density (where its break-even lies).
+samples/s and peak RSS, MLP (hidden 128 and 512) and conv, batch 32 and 128, one and two threads.
 
-    .venv/bin/python bench/train_speed.py [--batches 30] [--archs mlp,conv]
+    .venv/bin/python bench/train_speed.py [--batches 30] [--archs mlp,mlp-512,conv]
     .venv/bin/python bench/train_speed.py --accuracy   # paired test accuracy, slayer vs auto, from stored runs
 
 Each configuration trains ESL at density 0.1 on digits-bench (T=20, the benchmark protocol's optimizer, masks and
@@ -30,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def one(arch: str, batch: int, threads: int, kernels: str, batches: int) -> dict:
-    """Train one configuration (in this process) and return its speed."""
+def one(net: str, batch: int, threads: int, kernels: str, batches: int) -> dict:
+    """Train one configuration (in this process) and return its speed; `net`: mlp, conv, or mlp-512 (a width)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -49,8 +48,9 @@ def one(arch: str, batch: int, threads: int, kernels: str, batches: int) -> dict
     data.test, data.val = BoolSpikes(data.test.x[:256].clone(), data.test.y[:256].clone()), None
     gc.collect()
     reset_peak_rss()
-    cfg = TrainConfig(dataset="digits-bench", arch=arch, batch_size=batch, epochs=1, lr=2e-3, lr_schedule="cosine",
-                      method="esl", density=0.1, kernels=kernels)
+    arch, _, hidden = net.partition("-")
+    cfg = TrainConfig(dataset="digits-bench", arch=arch, hidden=int(hidden or 128), batch_size=batch, epochs=1, lr=2e-3,
+                      lr_schedule="cosine", method="esl", density=0.1, kernels=kernels)
     with tempfile.TemporaryDirectory() as folder:
         r = trainer.Run(cfg, Path(folder), data)
         r.fit(progress=False, log=False)  # warm-up: numba's cache, allocator, first-call costs
@@ -58,7 +58,7 @@ def one(arch: str, batch: int, threads: int, kernels: str, batches: int) -> dict
         r.config.epochs = 2
         r.fit(progress=False, log=False)
     seconds = r.train_seconds - warm
-    return {"arch": arch, "batch": batch, "threads": threads, "kernels": kernels, "samples": n,
+    return {"arch": net, "batch": batch, "threads": threads, "kernels": kernels, "samples": n,
             "samples_per_s": n / seconds, "step_ms": 1000 * seconds / batches,
             "peak_rss_mb": peak_rss_mb()}
 
@@ -80,38 +80,6 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def synapse_break_even(densities: list[float], repeat: int = 10) -> list[dict]:
-    """Forward plus weight gradient of the default MLP's first synapse (batch 128, T=20, one thread): SLAYER's
-    Conv3d against the spike-driven synapse, on random binary inputs of each density."""
-    import torch
-
-    torch.set_num_threads(1)
-    from esl_train.quiet import import_lava_dl
-
-    slayer = import_lava_dl().slayer
-    from esl_train.kernels.synapse import SpikeDrivenDense
-    from esl_train.models import NEURON
-
-    rows = []
-    for density in densities:
-        times = {}
-        for name in ("slayer", "spike-driven"):
-            block = slayer.block.cuba.Dense(NEURON, 1152, 128, weight_scale=2)
-            if name == "spike-driven":
-                block.synapse.__class__ = SpikeDrivenDense
-                block.synapse.spike_driven = lambda x: True  # measure it even above the break-even
-            x = (torch.rand(128, 1152, 20, generator=torch.Generator().manual_seed(0)) < density).float()
-            g = torch.randn(128, 128, 20)
-            for k in range(repeat + 2):
-                if k == 2:
-                    start = time.perf_counter()
-                block.synapse.weight.grad = None
-                (block.synapse(x) * g).sum().backward()
-            times[name] = 1000 * (time.perf_counter() - start) / repeat
-        rows.append({"density": density, **times})
-    return rows
-
-
 def measure(args) -> list[dict]:
     results = []
     configs = [(a, b, t, k) for a in args.archs for b in (32, 128) for t in (1, 2) for k in ("slayer", "auto")]
@@ -127,7 +95,7 @@ def measure(args) -> list[dict]:
     return results
 
 
-def render(results: list[dict], synapse: list[dict], args, wall: float) -> str:
+def render(results: list[dict], args, wall: float) -> str:
     by = {(r["arch"], r["batch"], r["threads"], r["kernels"]): r for r in results}
     lines = ["| network | batch | threads | lava-dl (`--kernels slayer`) samples/s | ours (`auto`) samples/s | "
              "speed-up | step ms (slayer / auto) | peak RSS MB (slayer / auto) |",
@@ -139,9 +107,6 @@ def render(results: list[dict], synapse: list[dict], args, wall: float) -> str:
         lines.append(f"| {arch} | {batch} | {threads} | {r['samples_per_s']:,.0f} | {a['samples_per_s']:,.0f} | "
                      f"**{a['samples_per_s'] / r['samples_per_s']:.2f}x** | {r['step_ms']:.1f} / {a['step_ms']:.1f} | "
                      f"{r['peak_rss_mb']:,.0f} / {a['peak_rss_mb']:,.0f} |")
-    syn = ["| input density | SLAYER Conv3d ms | spike-driven ms | spike-driven / Conv3d |", "|---:|---:|---:|---:|"]
-    syn += [f"| {s['density']:g} | {s['slayer']:.2f} | {s['spike-driven']:.2f} | "
-            f"{s['spike-driven'] / s['slayer']:.2f} |" for s in synapse]
     cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
     return "\n".join([
         "## Training speed on a CPU: lava-dl's CUBA code against ours", "",
@@ -150,13 +115,10 @@ def render(results: list[dict], synapse: list[dict], args, wall: float) -> str:
         "the whole run. ESL at density 0.1 on digits-bench (T=20, Adam, cosine learning rate, masks and their hooks "
         f"as in training); each configuration in its own process: one epoch of {args.batches} batches to warm up, "
         "then one more, timed (training steps only). Peak RSS is the process's largest resident size from the start of "
-        "training (VmHWM reset after the data set is loaded and cut to the batches used). Both columns use the same "
-        "batched data loading.", "",
+        "training (VmHWM reset after the data set is loaded and cut to the batches used). Both columns read the same "
+        "bool batches (lava-dl's code gets them as float).", "",
         *lines, "",
-        "The first synapse of the MLP, forward plus weight gradient (batch 128, 1,152 inputs, 128 outputs, T=20, one "
-        "thread, random binary inputs): the spike-driven synapse runs where the input density is below "
-        "`esl_train.kernels.synapse.BREAK_EVEN`, SLAYER's Conv3d elsewhere (digits-bench's input density is about "
-        "0.10).", "", *syn])
+        "*mlp-512*: the MLP with 512 hidden neurons instead of 128."])
 
 
 def accuracy(seeds=(0, 1, 2)) -> str:
@@ -197,9 +159,8 @@ def accuracy(seeds=(0, 1, 2)) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", type=int, default=30, help="timed batches per configuration")
-    p.add_argument("--archs", default="mlp,conv", type=lambda v: v.split(","))
-    p.add_argument("--densities", default="0.01,0.02,0.05,0.08,0.1,0.2",
-                   type=lambda v: [float(d) for d in v.split(",")])
+    p.add_argument("--archs", default="mlp,mlp-512,conv", type=lambda v: v.split(","),
+                   help="networks: mlp, conv, or mlp-<hidden width>")
     p.add_argument("--accuracy", action="store_true", help="only the paired accuracy check, from stored runs")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, JSON out
     args = p.parse_args()
@@ -218,10 +179,9 @@ def main() -> None:
     import_lava_dl()  # before tqdm creates its lock: Lava sets the 'fork' start method on import
     start = time.perf_counter()
     results = measure(args)
-    synapse = synapse_break_even(args.densities)
     from esl_bench.markdown import write_section
 
-    body = render(results, synapse, args, time.perf_counter() - start)
+    body = render(results, args, time.perf_counter() - start)
     write_section(ROOT / "docs" / "benchmarks.md", "train-speed", body)
     print(body)
 

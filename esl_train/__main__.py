@@ -46,8 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: runs/<time>-<method>-<arch>-d<density>)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--kernels", choices=KERNELS, default="auto",
-                   help="CPU implementation of the CUBA blocks: auto (fused neuron dynamics, spike-driven first "
-                        "synapse; the same spikes, 1.5-3x faster) or slayer (lava-dl's own); CUDA always "
+                   help="CPU implementation of the CUBA blocks: auto (fused neuron dynamics, 8-bit first "
+                        "synapse; the same spikes, 1.6-3x faster) or slayer (lava-dl's own); CUDA always "
                         "runs lava-dl's kernels (docs/design.md)")
     p.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes for reading real data sets (framed samples are cached on disk)")

@@ -19,7 +19,7 @@ ACTIVITY_RULES = ("unexplored-active",)  # rules that need the presynaptic spike
 DROP_CRITERIA = ("magnitude", "contribution")  # |w|, or |w| x presynaptic spike rate (the synapse's mean drive)
 SCHEDULES = ("cosine", "constant")
 LR_SCHEDULES = ("constant", "cosine")
-# CPU implementation of the CUBA blocks: ours (fused neuron dynamics, spike-driven first synapse) or lava-dl's own
+# CPU implementation of the CUBA blocks: ours (fused neuron dynamics, an 8-bit first synapse) or lava-dl's own
 KERNELS = ("auto", "slayer")
 
 RESET_STATES = ("changed", "new", "none")  # whose optimizer moments an update zeroes (sparsity.EvolverConfig)

@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .kernels.counts import batch_sum
+
 
 class TrainingCost:
     def __init__(self, blocks: dict[str, torch.nn.Module], masks: dict[str, torch.Tensor] | None = None,
@@ -32,7 +34,7 @@ class TrainingCost:
             x = args[0].detach()
             w = module.weight
             active = self.masks[name] if self.masks is not None else torch.ones_like(w, dtype=torch.bool)
-            spikes = x.sum(0).sum(-1)  # (C, ...) spike counts of the batch, all steps: convolution is linear
+            spikes = batch_sum(x).sum(-1).float()  # (C, ...) spike counts, all steps: convolution is linear
             samples = x.shape[0] * x.shape[-1]
             if w.shape[2:4] == (1, 1) and x.dim() == 3:  # dense: (N, in, T)
                 per_weight = 1

@@ -34,8 +34,11 @@ class SpikingNet(torch.nn.Module):
         self.blocks = torch.nn.ModuleList(blocks)
 
     def forward(self, spikes: torch.Tensor, record: bool = False):
-        """Output spikes; with `record`, also every layer's spikes (for spike counts and Lava comparisons)."""
+        """Output spikes; with `record`, also every layer's spikes (for spike counts and Lava comparisons). Spikes
+        may be bool (the data sets' batches) or float."""
         x = spikes.flatten(1, 3) if self.arch == "mlp" else spikes
+        if x.dtype == torch.bool and not getattr(self.blocks[0].synapse, "reads_bool", False):
+            x = x.float()
         layers = []
         for block in self.blocks:
             x = block(x)

@@ -1,5 +1,6 @@
 """esl_train.kernels against lava-dl: the fused CUBA neuron (spikes and voltages bit-identical, gradients equal
-within float tolerance, surrogate included), the spike-driven synapse against SLAYER's Conv3d, and the switch."""
+within float tolerance, surrogate included), the 8-bit first synapse against SLAYER's Conv3d (bit-identical
+forward and weight gradient), and the switch."""
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from lava.lib.dl.slayer.utils import quantize
 from esl_train.data.framing import BoolSpikes, collate
 from esl_train.kernels import install
 from esl_train.kernels.cuba import FusedNeuron, dynamics
-from esl_train.kernels.synapse import BREAK_EVEN, SpikeDrivenDense
+from esl_train.kernels.counts import batch_sum
+from esl_train.kernels.synapse import BinaryInputDense
 from esl_train.models import NEURON, build
 
 PARAMS = [NEURON, {**NEURON, "threshold": 0.5, "current_decay": 0.9, "voltage_decay": 0.5},
@@ -72,41 +74,53 @@ def test_fused_neuron_falls_back_to_lava_dl_where_it_does_not_apply():
     assert neuron.current_decay.grad is not None and x.grad is not None
 
 
-def dense_pair(hidden=16, inputs_=300, seed=0):
+def dense_pair(hidden=16, inputs_=300, seed=0, spread=1.0):
+    """lava-dl's dense block and the same block with the 8-bit synapse; `spread` scales the weights (60 reaches
+    both ends of the 8-bit range)."""
     torch.manual_seed(seed)
     ref = slayer.block.cuba.Dense(NEURON, inputs_, hidden, weight_scale=2)
     fast = slayer.block.cuba.Dense(NEURON, inputs_, hidden, weight_scale=2)
-    fast.load_state_dict(ref.state_dict())
-    fast.synapse.__class__ = SpikeDrivenDense
     with torch.no_grad():  # a sparse weight, as under a mask
-        keep = torch.rand_like(ref.synapse.weight) < 0.3
-        for b in (ref, fast):
-            b.synapse.weight.mul_(keep)
+        ref.synapse.weight.mul_((torch.rand_like(ref.synapse.weight) < 0.3) * spread)
+    fast.load_state_dict(ref.state_dict())
+    install([fast])
     return ref, fast
 
 
-@pytest.mark.parametrize("density", [0.01, 0.05, BREAK_EVEN / 2])
-def test_spike_driven_synapse_equals_slayer_conv3d(density):
-    ref, fast = dense_pair()
-    x = (torch.rand(6, 300, 15) < density).float()
-    assert fast.synapse.spike_driven(x)
-    z_ref, z_fast = ref.synapse(x), fast.synapse(x)
-    torch.testing.assert_close(z_fast, z_ref, rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("density", [0.01, 0.1, 0.5])
+@pytest.mark.parametrize("spread", [1.0, 60.0])
+def test_8bit_synapse_is_bit_identical_to_slayer_conv3d(density, spread):
+    ref, fast = dense_pair(spread=spread)
+    k = ref.synapse._pre_hook_fx(ref.synapse.weight) / fast.synapse.weight_step
+    assert spread == 1 or (k.min() == -128 and k.max() == 127)  # the ends of the 8-bit range are in play
+    x = torch.rand(6, 300, 15) < density
+    assert fast.synapse.int8(x) and type(fast.neuron) is FusedNeuron
+    z_ref, z_fast = ref.synapse(x.float()), fast.synapse(x)
+    assert torch.equal(z_fast, z_ref)
     g = torch.randn_like(z_ref)
     (z_ref * g).sum().backward()
     (z_fast * g).sum().backward()
-    torch.testing.assert_close(fast.synapse.weight.grad, ref.synapse.weight.grad, rtol=1e-5, atol=1e-5)
-    assert torch.equal(ref(x), fast(x))  # whole block: the same spikes
+    assert torch.equal(fast.synapse.weight.grad, ref.synapse.weight.grad)  # SLAYER's own weight gradient
+    assert torch.equal(ref(x.float()), fast(x))  # whole block: the same spikes
 
 
-def test_spike_driven_synapse_stands_aside_above_break_even_or_with_an_input_gradient():
-    _, fast = dense_pair()
-    dense_input = (torch.rand(4, 300, 10) < 0.5).float()
-    assert not fast.synapse.spike_driven(dense_input)
-    sparse_input = (torch.rand(4, 300, 10) < 0.01).float().requires_grad_()
-    assert not fast.synapse.spike_driven(sparse_input)
-    fast.synapse(sparse_input).sum().backward()  # SLAYER's path gives the input its gradient
-    assert sparse_input.grad is not None
+def test_8bit_synapse_stands_aside_for_float_input_or_unquantized_weights():
+    ref, fast = dense_pair()
+    x = (torch.rand(4, 300, 10) < 0.1).float().requires_grad_()
+    assert not fast.synapse.int8(x)
+    fast.synapse(x).sum().backward()  # SLAYER's path gives the input its gradient
+    assert x.grad is not None
+    unquantized = slayer.block.cuba.Dense(NEURON, 300, 16, pre_hook_fx=lambda w: w)
+    install([unquantized])
+    spikes = torch.rand(4, 300, 10) < 0.1
+    assert unquantized.synapse.weight_step is None and not unquantized.synapse.int8(spikes)
+    assert torch.equal(unquantized.synapse(spikes), unquantized.synapse(spikes.float()))
+
+
+def test_spike_counts_of_bool_batches_equal_float_sums():
+    x = torch.rand(600, 7, 3) < 0.9  # more than 255 samples: byte sums must not wrap
+    assert torch.equal(batch_sum(x), x.float().sum(0).int())
+    assert torch.equal(batch_sum(x.float()), x.float().sum(0))
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -118,13 +132,15 @@ def test_kernels_switch(arch):
     neurons = [type(b.neuron) for b in ours.blocks if hasattr(b, "neuron")]
     assert all(t is FusedNeuron for t in neurons)
     assert all(type(b.neuron) is Neuron for b in theirs.blocks if hasattr(b, "neuron"))
-    assert (type(ours.blocks[0].synapse) is SpikeDrivenDense) == (arch == "mlp")
-    x = (torch.rand(5, 2, 12, 12, 10) < 0.04).float()
+    assert (type(ours.blocks[0].synapse) is BinaryInputDense) == (arch == "mlp")
+    x = torch.rand(5, 2, 12, 12, 10) < 0.04  # bool, as the data sets' batches
     ours.eval(), theirs.eval()  # no dropout
     with torch.no_grad():
         out, layers = ours(x, record=True)
-        ref, ref_layers = theirs(x, record=True)
+        ref, ref_layers = theirs(x.float(), record=True)
     assert torch.equal(out, ref) and all(torch.equal(a, b) for a, b in zip(layers, ref_layers))
+    with torch.no_grad():
+        assert torch.equal(theirs(x), ref) and torch.equal(ours(x.float()), ref)  # either net reads either dtype
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     with pytest.raises(ValueError, match="unknown kernels"):
         install(list(ours.blocks), "numba")
@@ -138,6 +154,6 @@ def test_batched_fetch_equals_sample_by_sample():
     default = torch.utils.data.DataLoader(data, batch_sampler=batches)  # any other collate sees plain samples
     for b, (a, ya), (d, yd) in zip(batches, ours, default, strict=True):
         one_by_one = torch.stack([data[i][0] for i in b])
-        assert a.dtype == torch.float32 and torch.equal(a, one_by_one) and torch.equal(d, one_by_one)
+        assert a.dtype == d.dtype == torch.bool and torch.equal(a.float(), one_by_one) and torch.equal(d, a)
         assert ya.tolist() == yd.tolist() == b
     assert collate([(torch.ones(2), 1), (torch.zeros(2), 0)])[1].tolist() == [1, 0]

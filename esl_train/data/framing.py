@@ -75,7 +75,7 @@ def source_file(dataset, i: int) -> str:
 
 
 class BoolSpikes(torch.utils.data.Dataset):
-    """Spike tensors kept in memory as bool (8x smaller than float), handed out as float."""
+    """Spike tensors kept in memory as bool (4x smaller than float): a sample handed out as float, a batch as bool."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor):
         self.x, self.y = x, y
@@ -87,10 +87,10 @@ class BoolSpikes(torch.utils.data.Dataset):
         return self.x[i].float(), self.y[i]
 
     def __getitems__(self, indices):
-        """A whole batch in one gather and one conversion (the DataLoader's batched fetch): the same tensors as
-        stacking the samples one by one, several times faster with `collate`."""
+        """A whole batch in one gather (the DataLoader's batched fetch), left bool: the network reads bool spikes
+        (its first synapse as bytes, esl_train.kernels.synapse) and converts them where it needs float."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return SpikeBatch(self.x[idx].float(), self.y[idx])
+        return SpikeBatch(self.x[idx], self.y[idx])
 
 
 class SpikeBatch(Sequence):
