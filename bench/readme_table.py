@@ -1,6 +1,7 @@
 """Writes the README's results table from the stored sweep (docs/compare-long-all.json), the RigL reference
-(docs/peer-rigl.json), the pruning baselines (docs/baselines.json) and the sweep of every method tuned alike
-(docs/tuned-0.1.json, tuned-0.01.json), so that no number in it is typed by hand; tests/test_docs.py checks it is up to date.
+(docs/peer-rigl.json), the pruning baselines (docs/baselines.json) and the sweeps of every method tuned alike
+(docs/tuned-0.1.json, tuned-0.01.json), so that no number in it is typed by hand; tests/test_docs.py checks it is
+up to date.
 
     .venv/bin/python bench/readme_table.py          # rewrite the section of README.md
     .venv/bin/python bench/readme_table.py --check  # exit 1 if README.md differs from what the json files say"""
