@@ -2,6 +2,7 @@
 
     make peer-rigl                                   # optional extra: installs rigl-torch 0.5.2 (not a dependency)
     .venv/bin/python bench/peer_rigl.py [--seeds 0,1,2] [--density 0.1] [--jobs 2]
+    .venv/bin/python bench/peer_rigl.py --lockstep 400   # both from one state, step by step: identical?
 
 The reference drives the same SLAYER MLP as the comparison's longer protocol (digits-bench, 15 epochs, batch 128, Adam
 2e-3 with cosine decay, final model on the whole test split): the same seed gives the same data order and initial
@@ -28,11 +29,8 @@ PROTOCOL = {"dataset": "digits-bench", "arch": "mlp", "epochs": 15, "steps": 20,
             "lr": 2e-3, "lr_schedule": "cosine"}
 
 
-def train_reference(seed: int, density: float) -> dict:
-    """One rigl-torch run on our setup: its final test accuracy."""
-    import torch
-
-    torch.set_num_threads(1)
+def reference_run(seed: int, density: float):
+    """Our trainer's run for `seed` (data order, initial weights) and rigl-torch's scheduler masking its network."""
     from rigl_torch.RigL import RigLScheduler
 
     from esl_train import trainer
@@ -50,8 +48,19 @@ def train_reference(seed: int, density: float) -> dict:
             self.S = [1 - d for d in erk]  # before the masks and the gradient hooks are made from S
             super().random_sparsify()
 
-    sched = ERKRigL(r.net, r.optimizer, dense_allocation=density, T_end=int(0.75 * r.total_steps), delta=100,
-                    alpha=0.3, sparsity_distribution="uniform", ignore_linear_layers=False)
+    return r, ERKRigL(r.net, r.optimizer, dense_allocation=density, T_end=int(0.75 * r.total_steps), delta=100,
+                      alpha=0.3, sparsity_distribution="uniform", ignore_linear_layers=False)
+
+
+def train_reference(seed: int, density: float) -> dict:
+    """One rigl-torch run on our setup: its final test accuracy."""
+    import torch
+
+    from esl_train import trainer
+
+    torch.set_num_threads(1)
+    r, sched = reference_run(seed, density)
+    cfg = r.config
     start = time.perf_counter()
     for _ in range(cfg.epochs):
         r.net.train()
@@ -68,6 +77,55 @@ def train_reference(seed: int, density: float) -> dict:
     return {"seed": seed, "density": density, "test_accuracy": accuracy, "val_accuracy": val,
             "rigl_steps": sched.rigl_steps,
             "mask_density": kept / sum(sched.N), "train_seconds": time.perf_counter() - start}
+
+
+def lockstep(steps: int, density: float, seed: int = 0) -> bool:
+    """Our `--method rigl` and rigl-torch from one state (its masks, the same weights, batches and dropout draws),
+    step by step: prints, at each mask update, how far the weights and masks have come apart; True if never."""
+    import torch
+
+    from esl_train import trainer
+    from esl_train.config import TrainConfig
+
+    torch.set_num_threads(1)
+    ref, sched = reference_run(seed, density)
+    with tempfile.TemporaryDirectory() as folder:
+        our = trainer.Run(TrainConfig(**PROTOCOL, method="rigl", density=density, seed=seed), Path(folder))
+    ev = our.evolver
+    with torch.no_grad():
+        for k, m in zip(ev.masks, sched.backward_masks):
+            if m is not None:  # None: a layer rigl-torch keeps dense, as our ERK does
+                ev.masks[k].copy_(m)
+                ev.explored[k].copy_(m)
+        for a, b in zip(our.net.parameters(), ref.net.parameters()):
+            a.copy_(b)
+    same, step = True, 0
+    while step < steps:
+        for x, y in ref.train_loader:
+            step += 1
+            rng = torch.get_rng_state()  # dropout: the same draws for both
+            loss = ref.loss_fn(ref.net(x), y)
+            ref.optimizer.zero_grad()
+            loss.backward()
+            if sched():
+                ref.optimizer.step()
+            ref.lr_scheduler.step()
+            torch.set_rng_state(rng)
+            loss = our.loss_fn(our.net(x), y)
+            our.optimizer.zero_grad()
+            loss.backward()
+            if not ev.skips_step():
+                our.optimizer.step()
+            our.lr_scheduler.step()
+            if ev.step():
+                dw = max(float((a - b).abs().max()) for a, b in zip(our.net.parameters(), ref.net.parameters()))
+                dm = sum(int((ev.masks[k] != m).sum()) for k, m in zip(ev.masks, sched.backward_masks)
+                         if m is not None)
+                same = same and dw == 0 and dm == 0
+                print(f"step {step}: max |w ours - w reference| {dw:.3g}, masks differ in {dm} synapses", flush=True)
+            if step == steps:
+                break
+    return same
 
 
 def _one(job):
@@ -121,6 +179,8 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2", type=lambda v: [int(s) for s in v.split(",")])
     p.add_argument("--density", type=float, default=0.1)
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--lockstep", type=int, metavar="STEPS",
+                   help="instead: train ours and the reference from one state for STEPS steps, compare at each update")
     args = p.parse_args()
     try:
         import rigl_torch  # noqa: F401
@@ -129,6 +189,10 @@ def main() -> None:
     from esl_train.quiet import import_lava_dl
 
     import_lava_dl()  # Lava sets the 'fork' start method on import: before the pool
+    if args.lockstep:
+        same = lockstep(args.lockstep, args.density, args.seeds[0])
+        print("identical" if same else "they differ")
+        raise SystemExit(0 if same else 1)
     from esl_train.data import load_dataset
 
     from esl_train.atomic import write_text

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from . import launch, memory
 from .cli import HelpFormatter, Parser, check_output_folder, main_wrapper
-from .config import (ALLOCATIONS, ARCHS, BUDGETS, DATASETS, DROP_CRITERIA, EMBEDDED, KERNELS, LR_SCHEDULES,
-                     METHODS, REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
+from .config import (ALLOCATIONS, ARCHS, BUDGETS, DATASETS, DROP_COUNTS, DROP_CRITERIA, EMBEDDED, EVOLVER_KEYS,
+                     KERNELS, LR_SCHEDULES, METHODS, REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .quiet import import_lava_dl
@@ -79,6 +79,11 @@ def parser() -> argparse.ArgumentParser:
                    help="synapses dropped at an update may be grown again at once, keeping their weight (RigL)")
     g.add_argument("--reset-state", choices=RESET_STATES,
                    help="whose optimizer moments an update zeroes: every changed synapse, new ones only (RigL), none")
+    g.add_argument("--skip-step", action=argparse.BooleanOptionalAction,
+                   help="an update step takes no optimizer step, the mask update replaces it (RigL)")
+    g.add_argument("--drop-count", choices=DROP_COUNTS,
+                   help="synapses dropped per layer: fraction x active rounded, or (floor, rigl-torch) its floor, with the "
+                        "schedule's end step floored too")
     g.add_argument("--prune-start", type=float, help="gmp: fraction of training where pruning starts (it ends at "
                                                      "--evolve-until)")
     g.add_argument("--l1", type=float, help="deepr: the L1 prior, a pull of lr x L1 per step towards zero")
@@ -92,10 +97,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _config(args) -> TrainConfig:
-    evolver = {k: getattr(args, k) for k in ("allocation", "regrow", "drop_fraction", "update_interval",
-                                             "evolve_until", "schedule", "protect_new", "rescale_init", "drop_by",
-                                             "regrow_dropped", "reset_state", "prune_start", "l1", "temperature",
-                                             "budget")}
+    # every evolver setting has its flag, but the two that only presets set (static's evolve, gmp's prune)
+    evolver = {k: getattr(args, k) for k in EVOLVER_KEYS if k not in ("evolve", "prune")}
     cfg = TrainConfig(density=args.density, method=args.method, arch=args.arch, dataset=args.dataset,
                       data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule,

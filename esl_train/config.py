@@ -23,9 +23,11 @@ LR_SCHEDULES = ("constant", "cosine")
 KERNELS = ("auto", "slayer")
 
 RESET_STATES = ("changed", "new", "none")  # whose optimizer moments an update zeroes (sparsity.EvolverConfig)
+DROP_COUNTS = ("round", "floor")  # synapses dropped per layer at an update: fraction x active, rounded or floored
+# the fields of sparsity.EvolverConfig besides density
 EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
-                "protect_new", "rescale_init", "drop_by", "regrow_dropped", "reset_state", "prune", "prune_start",
-                "l1", "temperature", "budget")  # the fields of sparsity.EvolverConfig besides density
+                "protect_new", "rescale_init", "drop_by", "regrow_dropped", "reset_state", "skip_step", "drop_count",
+                "prune", "prune_start", "l1", "temperature", "budget")
 BUDGETS = ("mask", "on-chip")  # what the density counts: the mask's synapses, or those whose 8-bit weight is non-zero
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
@@ -38,9 +40,12 @@ PRESETS: dict[str, dict] = {
     # |dense grad| among every connection inactive after the drop (a just-dropped one can be chosen again and keeps
     # its weight); new connections start at zero; cosine decay to 75 %. Adam's moments are kept, as rigl-torch keeps
     # them: google-research/rigl zeroes the optimizer slots of new connections (made for momentum SGD), which under
-    # Adam's global step count cost about 1 point on validation (docs/design.md, "RigL against the reference").
+    # Adam's global step count cost about 1 point on validation (docs/design.md, "RigL against the reference"). An
+    # update step takes no optimizer step, and counts are floored, as in rigl-torch: from one state, ours and rigl-torch
+    # then train bit for bit alike (bench/peer_rigl.py --lockstep).
     "rigl": {"allocation": "erk", "regrow": "gradient", "schedule": "cosine", "drop_fraction": 0.3,
-             "update_interval": 100, "evolve_until": 0.75, "regrow_dropped": True, "reset_state": "none"},
+             "update_interval": 100, "evolve_until": 0.75, "regrow_dropped": True, "reset_state": "none",
+             "skip_step": True, "drop_count": "floor"},
     # ESL (Shen 2023): ER graph, weak synapses pruned and new ones regenerated every T_iter steps at fixed
     # density. Rule and schedule are not published; this one won the ablations on the benchmark set's validation
     # split (docs/tuning.md): every 100 steps drop the 30 % weakest by contribution, |w| x the input's spike count
@@ -142,6 +147,8 @@ class TrainConfig:
             raise ValueError(f"unknown --regrow {ev['regrow']!r}; choose one of {', '.join(REGROW_RULES)}")
         if ev.get("reset_state", "changed") not in RESET_STATES:
             raise ValueError(f"unknown --reset-state {ev['reset_state']!r}; choose one of {', '.join(RESET_STATES)}")
+        if ev.get("drop_count", "round") not in DROP_COUNTS:
+            raise ValueError(f"unknown --drop-count {ev['drop_count']!r}; choose one of {', '.join(DROP_COUNTS)}")
         if ev.get("prune", "none") not in PRUNING:
             raise ValueError(f"unknown prune schedule {ev['prune']!r}; choose one of {', '.join(PRUNING)}")
         if not 0 <= ev.get("prune_start", 0) < ev.get("evolve_until", 1):

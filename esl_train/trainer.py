@@ -251,7 +251,8 @@ class Run:
                 loss = self.loss_fn(out, y)
                 self.optimizer.zero_grad()
                 loss.backward()
-                self.optimizer.step()
+                if not (self.evolver and self.evolver.skips_step()):  # RigL: a mask update replaces the step
+                    self.optimizer.step()
                 self._check_finite(loss)
                 if self.lr_scheduler:
                     self.lr_scheduler.step()

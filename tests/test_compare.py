@@ -26,6 +26,20 @@ def test_every_method_keeps_each_layer_density_exactly(tmp_path, digits, method)
     assert changed == (method != "static")  # the evolving methods really rewired
 
 
+@pytest.mark.parametrize("skip_step", [True, False])
+def test_rigl_update_steps_take_no_optimizer_step(tmp_path, digits, skip_step):
+    """As in google-research/rigl and rigl-torch, a mask update takes the place of its step's optimizer step: Adam
+    counts one step fewer per update."""
+    cfg = TrainConfig(method="rigl", density=0.1, epochs=2, steps=8, hidden=32,
+                      evolver={"update_interval": 5, "skip_step": skip_step})
+    r = trainer.Run(cfg, tmp_path, data=digits)
+    r.fit(progress=False, log=False)
+    updates = len(r.evolver.history)
+    assert updates > 0
+    for w in r.evolver.weights.values():
+        assert int(r.optimizer.state[w]["step"]) == r.total_steps - (updates if skip_step else 0)
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("method", PRUNING)
 def test_pruning_starts_dense_ends_on_the_density_and_runs_in_lava_like_its_twin(tmp_path, digits, method):

@@ -124,12 +124,12 @@ def test_state_dict_round_trip_restores_masks_and_schedule():
     assert torch.equal(torch.randperm(50, generator=ev.generator), torch.randperm(50, generator=ev2.generator))
 
 
-def rigl_toy(grad, reset_state="new"):
-    """One layer of 6 synapses, 3 active (w = 0.5, -0.1, 0.3), Adam state set by hand, RigL's rule at drop 1/3."""
+def rigl_toy(grad, reset_state="new", fraction=1 / 3, drop_count="round"):
+    """One layer of 6 synapses, 3 active (w = 0.5, -0.1, 0.3), Adam state set by hand, RigL's rule at `fraction`."""
     layer = torch.nn.Linear(6, 1, bias=False)
     opt = torch.optim.Adam(layer.parameters())
     cfg = EvolverConfig(density=0.5, regrow="gradient", drop_fraction=1 / 3, regrow_dropped=True,
-                        reset_state=reset_state, schedule="constant")
+                        reset_state=reset_state, schedule="constant", drop_count=drop_count)
     ev = MaskEvolver({"l": (layer, layer.weight)}, opt, cfg, total_steps=100)
     ev.masks["l"].copy_(torch.tensor([[True, True, True, False, False, False]]))
     with torch.no_grad():
@@ -138,7 +138,7 @@ def rigl_toy(grad, reset_state="new"):
                                "exp_avg_sq": torch.full((1, 6), 0.04)}
     ev._dense_grads["l"] = torch.tensor([grad])
     with torch.no_grad():
-        ev._update(1 / 3)
+        ev._update(fraction)
     return ev.masks["l"][0].tolist(), layer.weight[0].tolist(), opt.state[layer.weight], ev.history[-1]["swaps"]["l"]
 
 
@@ -161,6 +161,16 @@ def test_rigl_grows_by_gradient_at_zero_and_resets_the_state_it_is_told_to(reset
         expected[0, zeroed] = 0
         assert torch.equal(state[key], expected)
     assert state["step"] == 7  # Adam's step count is global: it is not reset
+
+
+@pytest.mark.parametrize("drop_count, mask", [("round", [True, True, False, True, False, False]),
+                                              ("floor", [True, False, True, True, False, False])])
+def test_drop_count_rounds_or_floors_fraction_times_active(drop_count, mask):
+    """Half of 3 active synapses: round (1.5 -> 2) drops -0.1 and 0.3, floor (rigl-torch) drops -0.1 only; the
+    largest gradients then regrow -0.1 (kept as it was) and the fourth synapse."""
+    got, w, _, _ = rigl_toy([0.0, 0.1, 0.0, 0.9, 0.05, 0.0], fraction=0.5, drop_count=drop_count)
+    assert got == mask
+    assert w == pytest.approx([0.5, -0.1 if mask[1] else 0, 0.3 if mask[2] else 0, 0, 0, 0])
 
 
 def test_on_chip_budget_counts_the_synapses_that_survive_quantization():

@@ -1,6 +1,7 @@
 """The ESL mask evolver: one object beside the optimizer that owns every layer's synapse mask.
 
-Like rigl-torch's RigLScheduler it is called once per training step, after `optimizer.step()`; like
+Like rigl-torch's RigLScheduler it is called once per training step, after `optimizer.step()` (which an update step
+skips under `skip_step`, as RigL's does); like
 `torch.nn.utils.prune` it applies the masks through hooks, so the model code never sees them:
 a forward pre-hook zeroes pruned weights before each use, and a gradient hook zeroes their gradient
 (keeping a copy of the dense gradient when the next update needs it for regrowth). Every
@@ -48,6 +49,12 @@ class EvolverConfig:
     # whose optimizer moments (momentum, Adam's two moments) an update zeroes: every changed synapse (changed), the
     # newly grown ones only (new: google-research/rigl), or none (rigl-torch, which resets only SGD momentum)
     reset_state: str = "changed"
+    # RigL's update step (google-research/rigl, rigl-torch): the mask update takes the place of that step's optimizer
+    # step; and rigl-torch's integer arithmetic: a layer drops floor(fraction x active) synapses and the schedule ends
+    # at step floor(evolve_until x steps) (otherwise: rounded, and not rounded). With both, `--method rigl` follows
+    # rigl-torch bit for bit from the same state (bench/peer_rigl.py --lockstep)
+    skip_step: bool = False
+    drop_count: str = "round"
     # dense-to-sparse methods (sparsity.pruning): "gradual" (GMP: magnitude pruning on a cubic schedule from
     # prune_start to evolve_until) or "once" (train dense, prune once at evolve_until, fine-tune the rest)
     prune: str = "none"
@@ -121,7 +128,10 @@ class MaskEvolver:
 
     def drop_fraction(self, step: int) -> float:
         """Fraction of each layer's active synapses swapped at `step` (0 once evolution has ended)."""
-        end = min(self.config.evolve_until * self.total_steps, self.quiet_from)
+        end = self.config.evolve_until * self.total_steps
+        if self.config.drop_count == "floor":  # rigl-torch's integer arithmetic: T_end = int(0.75 x steps) too
+            end = math.floor(end)
+        end = min(end, self.quiet_from)
         if not self.config.evolve or step >= end:
             return 0.0
         if self.config.schedule == "constant":
@@ -142,13 +152,18 @@ class MaskEvolver:
         # (they swap none), until the quiet end, where a synapse grown at zero would have no time to grow
         return self.config.budget == "on-chip" and self.config.evolve and step < self.quiet_from
 
+    def skips_step(self) -> bool:
+        """The coming training step updates the masks in place of its optimizer step (`skip_step`, RigL's rule)."""
+        return self.config.skip_step and self.is_update_step(self.step_count + 1)
+
     def _needs_dense_grad(self, step: int) -> bool:
         return self.config.regrow in GRADIENT_RULES and self.is_update_step(step)
 
     # -- the per-step call ---------------------------------------------------------------------
     @torch.no_grad()
     def step(self) -> bool:
-        """Call after optimizer.step(). Re-applies the masks; evolves them when due. True if it did."""
+        """Call after optimizer.step() (skipped where `skips_step()`). Re-applies the masks; evolves them when due. True
+        if it did."""
         self.step_count += 1
         for k, w in self.weights.items():
             w.mul_(self.masks[k])
@@ -172,7 +187,8 @@ class MaskEvolver:
         for k, w in self.weights.items():
             mask = self.masks[k]
             active = int(mask.sum())
-            n = min(round(fraction * active), mask.numel() - active)
+            n = min(int(fraction * active) if self.config.drop_count == "floor" else round(fraction * active),
+                    mask.numel() - active)
             if n == 0:
                 swaps[k] = 0
                 continue
