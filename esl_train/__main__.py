@@ -82,8 +82,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-step", action=argparse.BooleanOptionalAction,
                    help="an update step takes no optimizer step, the mask update replaces it (RigL)")
     g.add_argument("--drop-count", choices=DROP_COUNTS,
-                   help="synapses dropped per layer: fraction x active rounded, or (floor, rigl-torch) its floor, with the "
-                        "schedule's end step floored too")
+                   help="synapses dropped per layer: fraction x active rounded, or (floor, rigl-torch) "
+                        "its floor, with the schedule's end step floored too")
     g.add_argument("--prune-start", type=float, help="gmp: fraction of training where pruning starts (it ends at "
                                                      "--evolve-until)")
     g.add_argument("--l1", type=float, help="deepr: the L1 prior, a pull of lr x L1 per step towards zero")
