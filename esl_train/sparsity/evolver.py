@@ -278,10 +278,6 @@ class MaskEvolver:
 
     def _initial_mask(self, w: torch.Tensor, count: int) -> torch.Tensor:
         """Erdős–Rényi random graph with exactly `count` edges: each synapse equally likely."""
-        return self._random_mask(w, count)
-
-    def _random_mask(self, w: torch.Tensor, count: int) -> torch.Tensor:
-        """Erdős–Rényi random graph with exactly `count` edges: each synapse equally likely."""
         mask = torch.zeros(w.numel(), dtype=torch.bool)
         mask[torch.randperm(w.numel(), generator=self.generator)[:count]] = True
         return mask.view(w.shape).to(w.device)
