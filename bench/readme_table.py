@@ -1,9 +1,9 @@
 """Writes the README's results table from the stored sweep (docs/compare-long-all.json), the RigL reference
 (docs/peer-rigl.json), the pruning baselines (docs/baselines.json) and the sweeps of every method tuned alike
 (docs/tuned-<density>.json), so that no number in it is typed by hand; tests/test_docs.py checks it is
-up to date.
+up to date; and docs/tuned-all.png, the tuned sweeps in one plot.
 
-    .venv/bin/python bench/readme_table.py          # rewrite the section of README.md
+    .venv/bin/python bench/readme_table.py          # rewrite the section of README.md, redraw the plot
     .venv/bin/python bench/readme_table.py --check  # exit 1 if README.md differs from what the json files say"""
 
 import argparse
@@ -125,25 +125,30 @@ TUNED_NAMES = {"static": "static", "set": "SET", "rigl": "RigL", "gmp": "GMP", "
                "prune-after": "prune-after"}
 
 
+def _tuned_sweeps(docs: Path) -> list[tuple[float, dict, dict, bool]]:
+    """Per density whose tuned sweep is complete, densest first: (density, method -> its tuned summary row (static,
+    prune-after and dense have no setting), run accuracies, whether its RigL rows predate rigl-torch's update step)."""
+    out = []
+    for path in sorted(docs.glob("tuned-*.json"), key=lambda p: -float(p.stem.split("-")[1])):
+        sweep = json.loads(path.read_text())
+        if len({r["seeds"] for r in sweep["summary"]} | {len(sweep["settings"]["seeds"])}) > 1:
+            continue  # not every run stored yet
+        density = float(path.stem.split("-")[1])
+        pick = {r["method"]: r for r in sweep["summary"] if "(tuned" in r["label"] or r["label"] == r["method"]}
+        acc = {(r["label"], r["density"], r["seed"]): r["test_accuracy"] for r in sweep["runs"]}
+        old = any(r["method"] == "rigl" and "skip_step" not in r["evolver"] for r in sweep["runs"])
+        out.append((density, pick, acc, old))
+    return out
+
+
 def _tuned_densities(docs: Path) -> list[str]:
     """One row per density whose tuned sweep is complete: ESL and every baseline at its validation winner, and ESL
     against the best of them, paired."""
-    rows = []
-    stale = False  # RigL rows trained before its update step followed rigl-torch's
-    for path in sorted(docs.glob("tuned-*.json"), key=lambda p: -float(p.stem.split("-")[1])):
-        sweep = json.loads(path.read_text())
-        density = float(path.stem.split("-")[1])
-        if len({r["seeds"] for r in sweep["summary"]} | {len(sweep["settings"]["seeds"])}) > 1:
-            continue  # not every run stored yet
-        acc = {(r["label"], r["density"], r["seed"]): r["test_accuracy"] for r in sweep["runs"]}
-        pick = {}  # method -> its tuned row (static and prune-after have no setting)
-        for r in sweep["summary"]:
-            if r["density"] == density and ("(tuned" in r["label"] or r["label"] == r["method"]):
-                pick[r["method"]] = r
+    rows, stale = [], False
+    for density, pick, acc, old in _tuned_sweeps(docs):
         esl = pick["esl"]
         best = max(TUNED, key=lambda m: pick[m]["accuracy"])
         lead, half, _ = paired_difference(acc, (esl["label"], density), (pick[best]["label"], density))
-        old = any(r["method"] == "rigl" and "skip_step" not in r["evolver"] for r in sweep["runs"])
         stale = stale or old
         cells = [plus_minus(pick[m]["accuracy"], pick[m]["ci"]) + (" ‡" if m == "rigl" and old else "")
                  for m in TUNED]
@@ -154,12 +159,49 @@ def _tuned_densities(docs: Path) -> list[str]:
         return []
     return ["", "Every method tuned alike: each at the winner of the same validation grid (docs/tuning.md; the "
                 "winners at 0.1 also run at 0.2 and 0.05, those at 0.01 at 0.02), 5 paired seeds on the test split "
-                "(docs/benchmarks.md, \"Every method tuned alike\"):", "",
+                "(docs/benchmarks.md, \"Every method tuned alike\"; plotted in docs/tuned-all.png):", "",
             "| density | ESL | " + " | ".join(TUNED_NAMES[m] for m in TUNED)
             + " | ESL minus the best of them (paired) | ESL's training compute / GMP's |",
             "|---:|---:|" + "---:|" * len(TUNED) + "---:|---:|", *rows,
             *(["", "‡ RigL trained with an optimizer step at its update steps, before it followed rigl-torch's update "
                    "step (docs/design.md)."] if stale else [])]
+
+
+def plot_tuned(docs: Path) -> None:
+    """docs/tuned-all.png: every method at its tuned setting, accuracy against density and against training compute."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from esl_train.atomic import atomic_path
+
+    sweeps = _tuned_sweeps(docs)
+    if not sweeps:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
+    dense = sweeps[0][1]["dense"]
+    axes[0].axhspan(dense["accuracy"] - dense["ci"], dense["accuracy"] + dense["ci"], color="k", alpha=0.15)
+    axes[0].axhline(dense["accuracy"], color="k", ls="--", label="dense")
+    colors = {"esl": "C3", "static": "C0", "set": "C1", "rigl": "C2", "gmp": "C4", "deepr": "C5", "prune-after": "C7"}
+    for m in ("esl", *TUNED):
+        pts = sorted((d, p[m]) for d, p, _, _ in sweeps)
+        style = {"lw": 2.5 if m == "esl" else 1.5, "color": colors[m]}
+        name = "ESL" if m == "esl" else TUNED_NAMES[m]
+        axes[0].errorbar([d for d, _ in pts], [r["accuracy"] for _, r in pts], yerr=[r["ci"] for _, r in pts],
+                         marker="o", capsize=3, label=name, **style)
+        axes[1].plot([r["train_cost"] for _, r in pts], [r["accuracy"] for _, r in pts], marker="o", label=name,
+                     **style)
+    axes[0].set(xscale="log", xlabel="density (synapses kept)", ylabel="test accuracy (%)",
+                title="every method tuned alike (mean ± 95 % CI, 5 paired seeds)")
+    axes[1].set(xscale="log", xlabel="training compute / dense training's (RigL's count)", ylabel="test accuracy (%)",
+                title="accuracy against training compute (one point per density)")
+    for ax in axes:
+        ax.set_ylim(max(35, ax.get_ylim()[0]), None)
+        ax.legend(fontsize=8)
+    with atomic_path(docs / "tuned-all.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
 
 
 def main():
@@ -173,6 +215,7 @@ def main():
         print("README.md is up to date" if same else "README.md differs: run bench/readme_table.py")
         return 0 if same else 1
     write_section(readme, "results", body)
+    plot_tuned(ROOT / "docs")
     print(body)
     return 0
 
