@@ -67,8 +67,9 @@ def parser() -> argparse.ArgumentParser:
                         "unexplored-gradient (never-active synapses with the largest gradient first) or "
                         "unexplored-active (never-active synapses, drawn in proportion to their input's spike count)")
     g.add_argument("--drop-by", choices=DROP_CRITERIA,
-                   help="what makes a synapse weak: magnitude |w| or contribution, |w| x its input's spike count "
-                        "(esl's preset: contribution; the others: magnitude)")
+                   help="what makes a synapse weak: magnitude |w|, contribution (|w| x its input's spike count) or "
+                        "magnitude-per-sign (the smallest |w| of each sign, in proportion; SET's reference code); "
+                        "esl's preset: contribution, the others: magnitude")
     g.add_argument("--drop-fraction", type=float, help="share of active synapses swapped at an update")
     g.add_argument("--update-interval", type=int, help="training steps between updates (0: once per epoch)")
     g.add_argument("--evolve-until", type=float, help="fraction of training after which masks are frozen")

@@ -16,7 +16,9 @@ ALLOCATIONS = ("er", "erk", "uniform")
 REGROW_RULES = ("gradient", "random", "unexplored", "unexplored-gradient", "unexplored-active")
 GRADIENT_RULES = ("gradient", "unexplored-gradient")  # rules that need the dense gradient at an update
 ACTIVITY_RULES = ("unexplored-active",)  # rules that need the presynaptic spike counts at an update
-DROP_CRITERIA = ("magnitude", "contribution")  # |w|, or |w| x presynaptic spike rate (the synapse's mean drive)
+# |w|; |w| x presynaptic spike rate (the synapse's mean drive); or |w| within each sign, the same share of the positive
+# and of the negative weights (SET's reference code)
+DROP_CRITERIA = ("magnitude", "contribution", "magnitude-per-sign")
 SCHEDULES = ("cosine", "constant")
 LR_SCHEDULES = ("constant", "cosine")
 # CPU implementation of the CUBA blocks: ours (fused neuron dynamics, an 8-bit first synapse) or lava-dl's own

@@ -217,3 +217,14 @@ def test_on_chip_budget_only_for_the_methods_that_swap():
         TrainConfig(method="gmp", evolver={"budget": "on-chip"}).validate()
     with pytest.raises(ValueError, match="unknown --budget"):
         TrainConfig(evolver={"budget": "chip"}).validate()
+
+
+def test_drop_per_sign_takes_the_same_share_of_each_sign():
+    """SET's reference code drops the smallest |w| of the positive and of the negative weights separately: here the
+    two smallest by |w| overall are both positive, but per sign one of each goes (3 positive, 3 negative, drop 2)."""
+    from esl_train.sparsity.rules import drop_weakest
+
+    w = torch.tensor([0.5, 0.1, 0.05, -0.2, -0.3, -0.4, 0.01])
+    mask = torch.tensor([True] * 6 + [False])  # the inactive 0.01 is never a choice
+    assert drop_weakest(w, mask, 2).tolist() == [False, True, True, False, False, False, False]
+    assert drop_weakest(w, mask, 2, per_sign=True).tolist() == [False, False, True, True, False, False, False]

@@ -42,7 +42,9 @@ class EvolverConfig:
     # scale initial weights by 1/sqrt(layer density). Off: measured to cost 1.6 points and 4x the seed spread
     # (docs/tuning.md); neither rigl-torch nor Google's RigL rescales.
     rescale_init: bool = False
-    drop_by: str = "magnitude"  # or "contribution": |w| x the input's spike count since the last update
+    # or "contribution": |w| x the input's spike count since the last update; or "magnitude-per-sign": the same share
+    # of the positive and of the negative weights, each the smallest |w| of its sign (SET's reference code)
+    drop_by: str = "magnitude"
     # RigL's rule: synapses dropped at an update compete for regrowth at the same update (by the regrow rule); one
     # chosen again keeps its weight and optimizer state. Off: only synapses inactive before the update can grow.
     regrow_dropped: bool = False
@@ -193,7 +195,8 @@ class MaskEvolver:
                 swaps[k] = 0
                 continue
             protected = self.grown[k] if self.config.protect_new else None
-            dropped = drop_weakest(w, mask, n, protected, self._drop_rate(k))
+            dropped = drop_weakest(w, mask, n, protected, self._drop_rate(k),
+                                   per_sign=self.config.drop_by == "magnitude-per-sign")
             candidates = ~mask | dropped if self.config.regrow_dropped else ~mask
             grown = grow(self.config.regrow, candidates, n, self._dense_grads.get(k), self.generator,
                          ~self.explored[k], self._rate(k))

@@ -7,14 +7,20 @@ import torch
 from ..config import REGROW_RULES
 
 
-def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int,
-                 protected: torch.Tensor | None = None, rate: torch.Tensor | None = None) -> torch.Tensor:
+def drop_weakest(weight: torch.Tensor, mask: torch.Tensor, n: int, protected: torch.Tensor | None = None,
+                 rate: torch.Tensor | None = None, per_sign: bool = False) -> torch.Tensor:
     """Bool mask of the `n` active synapses with the smallest |w| (SET, RigL, ESL all prune by magnitude).
 
     With `rate` (presynaptic spike counts, broadcastable to the weight) the score is |w| x rate, the synapse's mean
     drive: a strong synapse on an input that never spikes counts as weak. `protected` synapses go last (only when
     nothing else is left). A NaN weight counts as the weakest, so a diverged weight can never push the choice onto
-    inactive synapses."""
+    inactive synapses. With `per_sign` (SET's reference code), the n split between the positive (zeros included) and
+    the negative active weights in proportion to their numbers, each share the smallest |w| of its sign."""
+    if per_sign:
+        positive = mask & ~(weight < 0)
+        k = round(n * int(positive.sum()) / max(int(mask.sum()), 1))
+        return (drop_weakest(weight, positive, k, protected, rate)
+                | drop_weakest(weight, mask & (weight < 0), n - k, protected, rate))
     score = torch.nan_to_num(weight.abs(), nan=0.0, posinf=_BIG)
     if rate is not None:
         score = (score * rate).clamp_max(_BIG)  # finite: an active synapse must stay below the inactive ones' inf
