@@ -2,7 +2,7 @@
 
     make peer-rigl                                   # optional extra: installs rigl-torch 0.5.2 (not a dependency)
     .venv/bin/python bench/peer_rigl.py [--seeds 0,1,2] [--density 0.1] [--jobs 2]
-    .venv/bin/python bench/peer_rigl.py --lockstep 400   # both from one state, step by step: identical?
+    .venv/bin/python bench/peer_rigl.py --lockstep 3045  # both from one state, step by step: identical?
 
 The reference drives the same SLAYER MLP as the comparison's longer protocol (digits-bench, 15 epochs, batch 128, Adam
 2e-3 with cosine decay, final model on the whole test split): the same seed gives the same data order and initial
