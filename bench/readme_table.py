@@ -89,6 +89,11 @@ def _against_pruning(docs: Path) -> list[str]:
                 "docs/benchmarks.md, \"Pruning a dense network, and Deep R\"): " + "; ".join(parts) + "."]
 
 
+def _complete(sweep: dict) -> bool:
+    """Every row of the stored sweep has all of its declared seeds."""
+    return {r["seeds"] for r in sweep["summary"]} <= {len(sweep["settings"]["seeds"])}
+
+
 def _tuned(docs: Path, density: float) -> list[str]:
     """Every method at its validation winner (docs/tuned-<density>.json), against static and against tuned ESL;
     nothing until every run of the sweep is stored."""
@@ -99,7 +104,7 @@ def _tuned(docs: Path, density: float) -> list[str]:
     acc = {(r["label"], r["density"], r["seed"]): r["test_accuracy"] for r in sweep["runs"]}
     rows = sorted((r for r in sweep["summary"] if "(tuned" in r["label"] and r["density"] == density),
                   key=lambda r: -r["accuracy"])
-    if len({r["seeds"] for r in sweep["summary"]} | {len(sweep["settings"]["seeds"])}) > 1:
+    if not _complete(sweep):
         return []
     esl = next(r["label"] for r in rows if r["method"] == "esl")
 
@@ -131,8 +136,8 @@ def _tuned_sweeps(docs: Path) -> list[tuple[float, dict, dict, bool]]:
     out = []
     for path in sorted(docs.glob("tuned-*.json"), key=lambda p: -float(p.stem.split("-")[1])):
         sweep = json.loads(path.read_text())
-        if len({r["seeds"] for r in sweep["summary"]} | {len(sweep["settings"]["seeds"])}) > 1:
-            continue  # not every run stored yet
+        if not _complete(sweep):
+            continue
         density = float(path.stem.split("-")[1])
         pick = {r["method"]: r for r in sweep["summary"] if "(tuned" in r["label"] or r["label"] == r["method"]}
         acc = {(r["label"], r["density"], r["seed"]): r["test_accuracy"] for r in sweep["runs"]}
