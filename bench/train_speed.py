@@ -3,13 +3,16 @@ samples/s and peak RSS, MLP (hidden 128 and 512) and conv, batch 32 and 128, one
 
     .venv/bin/python bench/train_speed.py [--batches 30] [--archs mlp,mlp-512,conv]
     .venv/bin/python bench/train_speed.py --accuracy   # paired test accuracy, slayer vs auto, from stored runs
+    .venv/bin/python bench/train_speed.py --weight-gradient   # where the spike-driven weight gradient wins
 
 Each configuration trains ESL at density 0.1 on digits-bench (T=20, the benchmark protocol's optimizer, masks and
 hooks) in its own process, so that peak RSS is its own: one epoch of `--batches` batches to warm up, then one more,
 timed (the trainer's train_seconds: training steps only, no evaluation). Writes the tables into docs/benchmarks.md
 (section train-speed). `--accuracy` compares the stored runs of the longer protocol (dense and ESL at 0.1, 15 epochs,
-final model) trained by lava-dl's code with the same seeds trained by ours (`compare --name kernels-auto`), seed
-by seed (section kernels-accuracy)."""
+final model) trained by lava-dl's code (`compare --name kernels-auto`) with the same seeds trained by the current
+kernels (CHECK_COMMAND, into docs/kernels-check), seed by seed (section kernels-accuracy). `--weight-gradient` times the first synapse's two weight-gradient paths
+(esl_train/kernels/synapse.py) against the input's spike fraction, to place their break-even (section
+weight-gradient)."""
 
 from __future__ import annotations
 
@@ -95,7 +98,7 @@ def measure(args) -> list[dict]:
     return results
 
 
-def render(results: list[dict], args, wall: float) -> str:
+def render(results: list[dict], args, wall: float, started: str) -> str:
     by = {(r["arch"], r["batch"], r["threads"], r["kernels"]): r for r in results}
     lines = ["| network | batch | threads | lava-dl (`--kernels slayer`) samples/s | ours (`auto`) samples/s | "
              "speed-up | step ms (slayer / auto) | peak RSS MB (slayer / auto) |",
@@ -111,7 +114,7 @@ def render(results: list[dict], args, wall: float) -> str:
     return "\n".join([
         "## Training speed on a CPU: lava-dl's CUBA code against ours", "",
         "```", f"python bench/train_speed.py --batches {args.batches} --archs {','.join(args.archs)}", "```", "",
-        f"Measured on a {cpu} (no GPU, nothing else running), {time.strftime('%Y-%m-%d')}; {wall / 60:.0f} min for "
+        f"Measured on a {cpu} (no GPU, {started}), {time.strftime('%Y-%m-%d')}; {wall / 60:.0f} min for "
         "the whole run. ESL at density 0.1 on digits-bench (T=20, Adam, cosine learning rate, masks and their hooks "
         f"as in training); each configuration in its own process: one epoch of {args.batches} batches to warm up, "
         "then one more, timed (training steps only). Peak RSS is the process's largest resident size from the start of "
@@ -121,14 +124,22 @@ def render(results: list[dict], args, wall: float) -> str:
         "*mlp-512*: the MLP with 512 hidden neurons instead of 128."])
 
 
+CHECK = ROOT / "docs" / "kernels-check"  # runs trained by the current kernels, for the accuracy check
+CHECK_COMMAND = ("python -m esl_bench.compare --out docs/kernels-check --name kernels-check --md kernels-check.md "
+                 "--title 'The longer protocol at 0.1 with the current CPU kernels' --methods esl --densities 0.1 "
+                 "--epochs 15 --last-k 1")
+
+
 def accuracy(seeds=(0, 1, 2)) -> str:
-    """Paired test accuracy (ours - lava-dl's) of stored compare runs of the longer protocol."""
+    """Paired test accuracy (ours - lava-dl's) on the longer protocol: lava-dl's runs from docs/compare_runs, ours
+    from docs/kernels-check (trained by CHECK_COMMAND with the current kernels; the same run keys in docs/compare_runs
+    hold runs of an earlier version of them)."""
     from esl_bench.compare import ci95, run_key
     from esl_train.config import TrainConfig
 
     base = {"dataset": "digits-bench", "arch": "mlp", "epochs": 15, "steps": 20, "hidden": 128, "batch_size": 128,
             "lr": 2e-3, "lr_schedule": "cosine"}
-    store = ROOT / "docs" / "compare_runs"
+    stores = {"slayer": ROOT / "docs" / "compare_runs", "auto": CHECK / "compare_runs"}
     lines = ["| run | seed | lava-dl (`slayer`) test % | ours (`auto`) test % | ours - lava-dl |",
              "|---|---:|---:|---:|---:|"]
     summary = []
@@ -136,24 +147,80 @@ def accuracy(seeds=(0, 1, 2)) -> str:
         diffs = []
         for seed in seeds:
             acc = {}
-            for k in ("slayer", "auto"):
+            for k, store in stores.items():
                 cfg = TrainConfig(**base, method=method, density=density, seed=seed, kernels=k)
                 f = store / f"{run_key(cfg, 1)}.json"
                 acc[k] = 100 * json.loads(f.read_text())["test_accuracy"] if f.exists() else None
             if None in acc.values():
-                raise SystemExit(f"{method} seed {seed}: no stored run for {[k for k, v in acc.items() if v is None]}; "
-                                 "train them with bench/compare.py (docs/benchmarks.md, kernels-auto)")
+                missing = [str(stores[k].relative_to(ROOT)) for k, v in acc.items() if v is None]
+                raise SystemExit(f"{method} seed {seed}: no stored run in {', '.join(missing)}; train ours with "
+                                 f"{CHECK_COMMAND} (lava-dl's: docs/benchmarks.md, section kernels-auto)")
             diffs.append(acc["auto"] - acc["slayer"])
             lines.append(f"| {method} {density:g} | {seed} | {acc['slayer']:.2f} | {acc['auto']:.2f} | "
                          f"{diffs[-1]:+.2f} |")
         mean, half = ci95(diffs)
         summary.append(f"{method} {density:g}: {mean:+.2f} ± {half:.2f} points")
-    return "\n".join(["## Training with our kernels: the same accuracy", "", "```",
+    return "\n".join(["## Training with our kernels: the same accuracy", "", "```", CHECK_COMMAND,
                       "python bench/train_speed.py --accuracy", "```", "",
                       f"Paired test accuracy on the longer protocol ({len(seeds)} seeds, the same data order and "
-                      "initial weights per seed), ours minus lava-dl's, with its 95 % CI: " + "; ".join(summary) + ".",
+                      "initial weights per seed), ours minus lava-dl's, with its 95 % CI: " + "; ".join(summary) + ". "
+                      "Lava-dl's runs are those of section kernels-auto; ours are trained by the current kernels into "
+                      "docs/kernels-check (the runs with the same keys in docs/compare_runs, which the other tables "
+                      "use, were trained by an earlier version of them that took SLAYER's own Conv3d weight gradient "
+                      "and a per-time-step CUBA loop: same forward, gradients within float rounding).",
                       "",
                       *lines])
+
+
+def weight_gradient_table(repeats: int = 30) -> str:
+    """The spike-driven weight gradient against the float32 GEMM, one thread, on the MLP's first synapse shape
+    (batch 128, T=20, 1,152 inputs; 128 and 512 outputs), random spikes at several fractions: median ms."""
+    import statistics
+
+    import torch
+
+    from esl_train.kernels import synapse
+
+    torch.set_num_threads(1)
+    threshold, started = synapse.SPIKE_DRIVEN_BELOW, load()
+    g = torch.Generator().manual_seed(0)
+    lines = ["| input spike fraction | outputs | spike-driven ms | GEMM ms | GEMM / spike-driven |",
+             "|---:|---:|---:|---:|---:|"]
+    for outputs in (128, 512):
+        grad = torch.randn(128 * 20, outputs, generator=g)
+        for fraction in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3):
+            rows = (torch.rand(128 * 20, 1152, generator=g) < fraction).to(torch.uint8)
+            ms = {}
+            for name, below in (("spike", 1.0), ("gemm", 0.0)):  # the path forced
+                synapse.SPIKE_DRIVEN_BELOW = below
+                synapse.weight_gradient(rows, grad)  # compiles, warms the caches
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    synapse.weight_gradient(rows, grad)
+                    times.append(time.perf_counter() - start)
+                ms[name] = 1000 * statistics.median(times)
+            lines.append(f"| {fraction:g} | {outputs} | {ms['spike']:.2f} | {ms['gemm']:.2f} | "
+                         f"{ms['gemm'] / ms['spike']:.2f} |")
+    synapse.SPIKE_DRIVEN_BELOW = threshold
+    cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
+    return "\n".join([
+        "## The first synapse's weight gradient: spike-driven against a GEMM", "",
+        "```", "python bench/train_speed.py --weight-gradient", "```", "",
+        f"Measured on a {cpu}, {started}, {time.strftime('%Y-%m-%d')}; one thread, median of {repeats} calls "
+        "(each includes the count of spikes that picks the path). Random spikes (each input-step spikes with the "
+        "given probability) and gradients; digits-bench's inputs spike at about a tenth of their steps. The trainer "
+        "takes the spike-driven path below an input spike fraction of "
+        f"{synapse.SPIKE_DRIVEN_BELOW:g} (esl_train/kernels/synapse.py).", "",
+        *lines])
+
+
+def load() -> str:
+    """The machine's 1-minute load average when a measurement starts, for the table's reader."""
+    try:
+        return f"load average {os.getloadavg()[0]:.1f} at the start"
+    except OSError:
+        return "load average unknown"
 
 
 def main() -> None:
@@ -162,6 +229,7 @@ def main() -> None:
     p.add_argument("--archs", default="mlp,mlp-512,conv", type=lambda v: v.split(","),
                    help="networks: mlp, conv, or mlp-<hidden width>")
     p.add_argument("--accuracy", action="store_true", help="only the paired accuracy check, from stored runs")
+    p.add_argument("--weight-gradient", action="store_true", help="only the first synapse's weight-gradient paths")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, JSON out
     args = p.parse_args()
     if args.accuracy:
@@ -174,14 +242,23 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(*json.loads(args.one))))
         return
+    if args.weight_gradient:
+        from esl_bench.markdown import write_section
+        from esl_train.quiet import import_lava_dl
+
+        import_lava_dl()
+        body = weight_gradient_table()
+        write_section(ROOT / "docs" / "benchmarks.md", "weight-gradient", body)
+        print(body)
+        return
     from esl_train.quiet import import_lava_dl
 
     import_lava_dl()  # before tqdm creates its lock: Lava sets the 'fork' start method on import
-    start = time.perf_counter()
+    start, started = time.perf_counter(), load()
     results = measure(args)
     from esl_bench.markdown import write_section
 
-    body = render(results, args, time.perf_counter() - start)
+    body = render(results, args, time.perf_counter() - start, started)
     write_section(ROOT / "docs" / "benchmarks.md", "train-speed", body)
     print(body)
 

@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -15,6 +17,7 @@ import torch
 
 from esl_deploy import netx_file
 from esl_train import __main__ as cli
+from esl_train import trainer
 from esl_train.config import TrainConfig
 from esl_train.errors import UsageError
 from esl_train.export import export_netx
@@ -85,6 +88,28 @@ def test_non_finite_weights_stop_training_and_are_never_exported(tmp_path, capsy
     one_line(code, err, "weights became non-finite")
     assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 1
     assert not (out / "model.net").exists() and not (out / "metrics.json").exists()
+
+
+def test_finite_check_flags_any_nan_or_inf_but_not_a_finite_sum_that_overflows():
+    """The per-step check reads tensor sums: finite weights whose sum overflows pass, one NaN or inf does not."""
+    net = torch.nn.Linear(4, 3)
+    run = SimpleNamespace(net=net, epoch=0, folder=Path("run"))
+    with torch.no_grad():
+        net.weight.fill_(3e38)
+    trainer.Run._check_finite(run, torch.tensor(0.5))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with torch.no_grad():
+            net.weight[1, 2] = bad
+        with pytest.raises(UsageError, match="weights became non-finite"):
+            trainer.Run._check_finite(run, torch.tensor(0.5))
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    net.weight.grad = torch.zeros_like(net.weight)
+    net.weight.grad[0, 0] = float("inf")
+    with pytest.raises(UsageError, match="gradients became non-finite"):
+        trainer.Run._check_finite(run, torch.tensor(0.5))
+    with pytest.raises(UsageError, match="loss became nan"):
+        trainer.Run._check_finite(run, torch.tensor(float("nan")))
 
 
 def test_export_refuses_a_non_finite_network(tmp_path):

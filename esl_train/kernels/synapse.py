@@ -1,21 +1,29 @@
-"""The first dense synapse, whose input is the data's binary spikes: an exact 8-bit forward.
+"""The first dense synapse, whose input is the data's binary spikes: an exact 8-bit forward, a spike-driven backward.
 
 SLAYER's dense synapse is a float Conv3d over (samples, inputs, 1, 1, steps). Here its input is spikes (0 or 1) and
 its weight, after the block's 8-bit quantization hook, is an integer in [-128, 127] times a power-of-two step, so
 every sum is an integer times that step, well inside float32's exact range: oneDNN's u8 x s8 GEMM (VNNI or AMX on
-x86) gives SLAYER's output bit for bit at a fraction of its cost. The weight gradient is SLAYER's own (the same
-convolution_backward on the same float tensors), so training stays bit-identical. Spikes are known to be binary by
-their dtype (the data sets' batches are bool); float input, CUDA, or a CPU without oneDNN's int8 GEMM take SLAYER's
-path."""
+x86) gives SLAYER's output bit for bit at a fraction of its cost. The weight gradient is a sum over the sample-steps
+at which each input spiked: where few inputs spike (digits-bench: a tenth) it is computed from the spikes alone, each
+one adding its outputs' gradients to its input's row (cost in proportion to spikes); where many do, as one float32
+GEMM on the same bytes. Both equal SLAYER's Conv3d weight gradient within float rounding (the order of the sum
+differs), and both are deterministic. Spikes are known to be binary by their dtype (the data sets' batches are
+bool); float input, CUDA, or a CPU without oneDNN's int8 GEMM take SLAYER's path."""
 
 from __future__ import annotations
 
 import functools
 import math
 
+import numpy as np
 import torch
+from numba import njit
 
 from lava.lib.dl.slayer import synapse
+
+# Input spike fraction below which the spike-driven weight gradient beats the float32 GEMM on this project's CPUs
+# (docs/benchmarks.md, section weight-gradient: measured by bench/train_speed.py --weight-gradient).
+SPIKE_DRIVEN_BELOW = 0.15
 
 
 def _gemm(rows: torch.Tensor, packed: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
@@ -48,27 +56,61 @@ def quantum(block: torch.nn.Module) -> float | None:
     return step if math.log2(step).is_integer() else None
 
 
+@njit(cache=True)
+def _count(rows):
+    total = 0
+    for r in range(rows.shape[0]):
+        for i in range(rows.shape[1]):
+            total += rows[r, i]
+    return total
+
+
+@njit(cache=True)
+def _spike_driven_grad(rows, grad, out):
+    """out[i] += grad[r] for every sample-step r at which input i spiked. rows: (R, inputs) bytes 0/1;
+    grad: (R, outputs) float32; out: (inputs, outputs) float32, zeroed. Each row's spiking inputs are listed
+    first (branch-free), then their accumulators take the row's gradient."""
+    spiking = np.empty(rows.shape[1], np.int64)
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        n = 0
+        for i in range(rows.shape[1]):
+            spiking[n] = i
+            n += row[i]
+        g = grad[r]
+        for k in range(n):
+            acc = out[spiking[k]]
+            for o in range(g.shape[0]):
+                acc[o] += g[o]
+
+
+def weight_gradient(rows: torch.Tensor, grad_rows: torch.Tensor) -> torch.Tensor:
+    """d loss / d weight (outputs, inputs) of a dense synapse from its binary input rows (R, inputs) uint8 and the
+    gradient of its output rows (R, outputs) float32: spike-driven below SPIKE_DRIVEN_BELOW, else a GEMM."""
+    if _count(rows.numpy()) < SPIKE_DRIVEN_BELOW * rows.numel():
+        out = np.zeros((rows.shape[1], grad_rows.shape[1]), np.float32)
+        _spike_driven_grad(rows.numpy(), grad_rows.contiguous().numpy(), out)
+        return torch.from_numpy(out).t()
+    return grad_rows.t() @ rows.float()
+
+
 class _Int8Dense(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, step: float, module):
+    def forward(ctx, x, weight, step: float):
         """x: (N, inputs, T) bool; weight: the quantized (outputs, inputs, 1, 1, 1). Returns (N, outputs, T)."""
         n, c, t = x.shape
         rows = x.transpose(1, 2).contiguous().view(torch.uint8).reshape(n * t, c)
         k = torch.round(weight.detach().reshape(weight.shape[0], c) / step).to(torch.int8)
         out = _gemm(rows, torch.ops.onednn.qlinear_prepack(k, None), torch.full((k.shape[0],), step))
-        ctx.save_for_backward(x, weight)
-        ctx.module = module
+        ctx.save_for_backward(rows)
+        ctx.weight_shape = weight.shape
         return out.view(n, t, -1).transpose(1, 2).contiguous()
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        m = ctx.module
-        n, c, t = x.shape
-        _, grad_weight, _ = torch.ops.aten.convolution_backward(
-            grad.reshape(n, -1, 1, 1, t), x.float().reshape(n, c, 1, 1, t), weight, None, m.stride, m.padding,
-            m.dilation, False, [0, 0, 0], m.groups, [False, True, False])
-        return None, grad_weight, None, None
+        (rows,) = ctx.saved_tensors
+        grad_rows = grad.transpose(1, 2).reshape(rows.shape[0], grad.shape[1])  # (samples x steps, outputs)
+        return None, weight_gradient(rows, grad_rows).reshape(ctx.weight_shape), None, None
 
 
 class BinaryInputDense(synapse.Dense):
@@ -85,4 +127,4 @@ class BinaryInputDense(synapse.Dense):
     def forward(self, input):
         if not self.int8(input):
             return super().forward(input.float() if input.dtype == torch.bool else input)
-        return _Int8Dense.apply(input, self._pre_hook_fx(self.weight), self.weight_step, self)
+        return _Int8Dense.apply(input, self._pre_hook_fx(self.weight), self.weight_step)
