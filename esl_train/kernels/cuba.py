@@ -19,8 +19,6 @@ from lava.lib.dl.slayer.neuron import cuba
 from lava.lib.dl.slayer.utils import quantize
 
 DECAY_BITS = 12  # Loihi's decays are 12-bit fractions: state <- state * (4096 - decay) >> 12, rounded toward zero
-
-
 BLOCK = 64  # neurons advanced together through time: the loop over them is what the compiler vectorizes
 
 
@@ -87,8 +85,9 @@ def _integrate_backward(d, v_keep, i_keep, out):
 
 def surrogate(voltage: torch.Tensor, grad: torch.Tensor, threshold, tau, scale) -> torch.Tensor:
     """lava-dl's spike derivative, scale / 2 / tau * exp(-|v - threshold| / tau), times the incoming gradient, in
-    its order of operations. The exponent is held above -87 (exp stays a normal float32): below it lava-dl's factor
-    is under 1e-38 and ours 1e-38, and exp's overflow and denormal paths cost ten times its normal one."""
+    its order of operations. The exponent is clamped at -87, where exp's result leaves float32's normal range: there
+    lava-dl's factor is below 1.2e-38 and ours 1.6e-38, and exp on such arguments runs a path about 50 times slower
+    (measured here: far-from-threshold voltages are common)."""
     d = (voltage - threshold).abs_().neg_().div_(tau).clamp_(min=-87.0).exp_()
     return d.mul_(scale / 2 / tau).mul_(grad)
 
