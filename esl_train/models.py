@@ -38,7 +38,7 @@ class SpikingNet(torch.nn.Module):
         may be bool (the data sets' batches) or float."""
         x = spikes.flatten(1, 3) if self.arch == "mlp" else spikes
         if x.dtype == torch.bool and not getattr(self.blocks[0].synapse, "reads_bool", False):
-            x = x.float()
+            x = x.to(torch.float32, memory_format=torch.contiguous_format)  # batches lie time-major (BoolSpikes)
         layers = []
         for block in self.blocks:
             x = block(x)

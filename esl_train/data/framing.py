@@ -74,11 +74,21 @@ def source_file(dataset, i: int) -> str:
         return f"sample {i}"
 
 
-class BoolSpikes(torch.utils.data.Dataset):
-    """Spike tensors kept in memory as bool (4x smaller than float): a sample handed out as float, a batch as bool."""
+def time_major(x: torch.Tensor) -> torch.Tensor:
+    """`x` (samples, ..., steps) with the same shape and values, laid out in memory as (samples, steps, ...): a batch
+    gathered from it is then a (sample x step, inputs) matrix as it lies, the rows the first synapse's int8 GEMM
+    reads (esl_train.kernels.synapse), so no batch is transposed in training. Copies once unless already so."""
+    order = (0, x.dim() - 1, *range(1, x.dim() - 1))
+    inverse = (0, *range(2, x.dim()), 1)
+    return x if x.permute(order).is_contiguous() else x.permute(order).contiguous().permute(inverse)
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
+
+class BoolSpikes(torch.utils.data.Dataset):
+    """Spike tensors kept in memory as bool (4x smaller than float): a sample handed out as float, a batch as bool.
+    Time-major in memory (`time_major`) unless asked not to be."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, time_major_layout: bool = True):
+        self.x, self.y = (time_major(x) if time_major_layout and x.dim() >= 3 else x), y
 
     def __len__(self) -> int:
         return len(self.y)
