@@ -140,6 +140,8 @@ def test_8bit_synapse_stands_aside_for_float_input_or_unquantized_weights():
 def test_spike_counts_of_bool_batches_equal_float_sums():
     x = torch.rand(600, 7, 3) < 0.9  # more than 255 samples: byte sums must not wrap
     assert torch.equal(batch_sum(x), x.float().sum(0).int())
+    tm = BoolSpikes(torch.rand(300, 2, 3, 4, 5) < 0.9, torch.zeros(300)).x  # time-major, as training batches
+    assert not tm.is_contiguous() and torch.equal(batch_sum(tm), tm.float().sum(0).int())
     assert torch.equal(batch_sum(x.float()), x.float().sum(0))
 
 
