@@ -23,6 +23,22 @@ BLOCK = 64  # neurons advanced together through time: the loop over them is what
 
 
 @njit(cache=True)
+def _gather(src, m0, nb, block):
+    """block[t, j] = src[m0 + j, t]: nb neurons' steps copied time-major, for the vectorized loop over neurons."""
+    for j in range(nb):
+        for t in range(src.shape[1]):
+            block[t, j] = src[m0 + j, t]
+
+
+@njit(cache=True)
+def _scatter(block, m0, nb, dst):
+    """The inverse of _gather: dst[m0 + j, t] = block[t, j]."""
+    for j in range(nb):
+        for t in range(dst.shape[1]):
+            dst[m0 + j, t] = block[t, j]
+
+
+@njit(cache=True)
 def _forward(z, i_keep, v_keep, s_scale, reset_at, spike_at, spikes, voltage):
     """z: (neurons, steps) float32 synaptic input. Mirrors lava-dl's _li_dynamics_fwd twice and Spike.forward:
     the states are int64 scaled by s_scale; voltages are reported as float32 state / s_scale. Each block of neurons
@@ -35,9 +51,7 @@ def _forward(z, i_keep, v_keep, s_scale, reset_at, spike_at, spikes, voltage):
     u, v = np.empty(BLOCK, np.int64), np.empty(BLOCK, np.int64)
     for m0 in range(0, neurons, BLOCK):
         nb = min(BLOCK, neurons - m0)
-        for j in range(nb):
-            for t in range(steps):
-                zt[t, j] = z[m0 + j, t]
+        _gather(z, m0, nb, zt)
         u[:] = 0
         v[:] = 0
         for t in range(steps):
@@ -53,10 +67,8 @@ def _forward(z, i_keep, v_keep, s_scale, reset_at, spike_at, spikes, voltage):
                 st[t, j] = np.float32(1.0) if volt >= spike_at else np.float32(0.0)
                 # lava-dl compares the integer state with threshold * s_scale in float32
                 v[j] = 0 if np.float32(vj) >= reset_at else vj
-        for j in range(nb):
-            for t in range(steps):
-                spikes[m0 + j, t] = st[t, j]
-                voltage[m0 + j, t] = vt[t, j]
+        _scatter(st, m0, nb, spikes)
+        _scatter(vt, m0, nb, voltage)
 
 
 @njit(cache=True)
@@ -68,9 +80,7 @@ def _integrate_backward(d, v_keep, i_keep, out):
     gv, gi = np.empty(BLOCK, np.float32), np.empty(BLOCK, np.float32)
     for m0 in range(0, neurons, BLOCK):
         nb = min(BLOCK, neurons - m0)
-        for j in range(nb):
-            for t in range(steps):
-                dt[t, j] = d[m0 + j, t]
+        _gather(d, m0, nb, dt)
         gv[:] = 0
         gi[:] = 0
         for t in range(steps - 1, -1, -1):
@@ -78,9 +88,7 @@ def _integrate_backward(d, v_keep, i_keep, out):
                 gv[j] = v_keep * gv[j] + dt[t, j]
                 gi[j] = i_keep * gi[j] + gv[j]
                 dt[t, j] = gi[j]
-        for j in range(nb):
-            for t in range(steps):
-                out[m0 + j, t] = dt[t, j]
+        _scatter(dt, m0, nb, out)
 
 
 def surrogate(voltage: torch.Tensor, grad: torch.Tensor, threshold, tau, scale) -> torch.Tensor:
