@@ -183,7 +183,7 @@ def weight_gradient_table(repeats: int = 30) -> str:
     from esl_train.kernels import synapse
 
     torch.set_num_threads(1)
-    threshold, started = synapse.SPIKE_DRIVEN_BELOW, load()
+    started = load()
     g = torch.Generator().manual_seed(0)
     lines = ["| input spike fraction | outputs | spike-driven ms | GEMM ms | GEMM / spike-driven |",
              "|---:|---:|---:|---:|---:|"]
@@ -193,17 +193,15 @@ def weight_gradient_table(repeats: int = 30) -> str:
             rows = (torch.rand(128 * 20, 1152, generator=g) < fraction).to(torch.uint8)
             ms = {}
             for name, below in (("spike", 1.0), ("gemm", 0.0)):  # the path forced
-                synapse.SPIKE_DRIVEN_BELOW = below
-                synapse.weight_gradient(rows, grad)  # compiles, warms the caches
+                synapse.weight_gradient(rows, grad, below)  # compiles, warms the caches
                 times = []
                 for _ in range(repeats):
                     start = time.perf_counter()
-                    synapse.weight_gradient(rows, grad)
+                    synapse.weight_gradient(rows, grad, below)
                     times.append(time.perf_counter() - start)
                 ms[name] = 1000 * statistics.median(times)
             lines.append(f"| {fraction:g} | {outputs} | {ms['spike']:.2f} | {ms['gemm']:.2f} | "
                          f"{ms['gemm'] / ms['spike']:.2f} |")
-    synapse.SPIKE_DRIVEN_BELOW = threshold
     cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
     return "\n".join([
         "## The first synapse's weight gradient: spike-driven against a GEMM", "",

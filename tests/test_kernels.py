@@ -107,7 +107,7 @@ def test_8bit_synapse_is_bit_identical_to_slayer_conv3d(density, spread):
 
 
 @pytest.mark.parametrize("density", [0.02, 0.3])
-def test_spike_driven_weight_gradient_equals_the_gemm(density, monkeypatch):
+def test_spike_driven_weight_gradient_equals_the_gemm(density):
     """Either side of the break-even both paths give the Conv3d's gradient; the spike-driven one is deterministic."""
     g = torch.Generator().manual_seed(3)
     rows = (torch.rand(200, 70, generator=g) < density).to(torch.uint8)
@@ -118,10 +118,9 @@ def test_spike_driven_weight_gradient_equals_the_gemm(density, monkeypatch):
         [False, True, False])[1].reshape(24, 70)
     paths = {}
     for below in (0.0, 1.0):  # GEMM always, spike-driven always
-        monkeypatch.setattr(kernel_synapse, "SPIKE_DRIVEN_BELOW", below)
-        paths[below] = kernel_synapse.weight_gradient(rows, grad)
+        paths[below] = kernel_synapse.weight_gradient(rows, grad, below)
         torch.testing.assert_close(paths[below], expected, rtol=1e-5, atol=1e-5)
-    assert torch.equal(paths[1.0], kernel_synapse.weight_gradient(rows, grad))
+    assert torch.equal(paths[1.0], kernel_synapse.weight_gradient(rows, grad, 1.0))
 
 
 def test_8bit_synapse_stands_aside_for_float_input_or_unquantized_weights():

@@ -84,12 +84,15 @@ def _spike_driven_grad(rows, grad, out):
                 acc[o] += g[o]
 
 
-def weight_gradient(rows: torch.Tensor, grad_rows: torch.Tensor) -> torch.Tensor:
+def weight_gradient(rows: torch.Tensor, grad_rows: torch.Tensor,
+                    spike_driven_below: float = SPIKE_DRIVEN_BELOW) -> torch.Tensor:
     """d loss / d weight (outputs, inputs) of a dense synapse from its binary input rows (R, inputs) uint8 and the
-    gradient of its output rows (R, outputs) float32: spike-driven below SPIKE_DRIVEN_BELOW, else a GEMM."""
-    if _count(rows.numpy()) < SPIKE_DRIVEN_BELOW * rows.numel():
+    gradient of its output rows (R, outputs) float32: spike-driven below an input spike fraction of
+    `spike_driven_below` (1 or 0 force a path, for the benchmark and tests), else a GEMM."""
+    spikes = rows.numpy()
+    if _count(spikes) < spike_driven_below * rows.numel():
         out = np.zeros((rows.shape[1], grad_rows.shape[1]), np.float32)
-        _spike_driven_grad(rows.numpy(), grad_rows.contiguous().numpy(), out)
+        _spike_driven_grad(spikes, grad_rows.contiguous().numpy(), out)
         return torch.from_numpy(out).t()
     return grad_rows.t() @ rows.float()
 
