@@ -244,6 +244,22 @@ def test_ci95_and_paired_differences():
     assert rows["esl"]["ci"] > 4
 
 
+def test_targets_are_judged_on_the_paired_interval():
+    from esl_bench.compare import targets
+
+    def runs(label, density, accs):
+        return [{"label": label, "density": density, "seed": s, "test_accuracy": a} for s, a in enumerate(accs)]
+
+    dense = runs("dense", 1.0, [0.90, 0.80, 0.85])
+    lines = targets(dense + runs("esl", 0.1, [0.899, 0.799, 0.849])  # -0.1 on every seed: met
+                    + runs("esl", 0.01, [0.885, 0.775, 0.835]))  # -1.83 ± 1.43: met on the mean only
+    assert lines[0].startswith("esl at 0.1 loses <= 0.3 points to dense: met (-0.10 ± 0.00")
+    assert lines[1].startswith("resolution at 0.1 (paired CI half-width <= 0.5 points): met")
+    assert lines[2].startswith("esl at 0.01 loses <= 2.0 points to dense: met on the mean only")
+    lines = targets(dense + runs("esl", 0.01, [0.87, 0.77, 0.82]))  # -3 on every seed
+    assert lines[0].startswith("esl at 0.01 loses <= 2.0 points to dense: missed (-3.00")
+
+
 def test_a_setting_added_later_keeps_the_runs_stored_before_it_at_its_default():
     from esl_bench.compare import run_key
     from esl_train.config import TrainConfig
