@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import sys
 import tempfile
 import time
@@ -195,14 +194,14 @@ def main() -> None:
         raise SystemExit("error: rigl-torch is not installed; run `make peer-rigl` (an optional extra) first") from None
     from esl_train.quiet import import_lava_dl
 
-    import_lava_dl()  # Lava sets the 'fork' start method on import: before the pool
+    import_lava_dl()  # once here: the forked workers inherit it
     if args.lockstep:
         same = lockstep(args.lockstep, args.density, args.seeds[0])
         print("identical" if same else "they differ")
         raise SystemExit(0 if same else 1)
-    from esl_train.data import load_dataset
-
+    from esl_train import workers
     from esl_train.atomic import write_text
+    from esl_train.data import load_dataset
     from esl_bench.markdown import write_section
 
     path = ROOT / "docs" / "peer-rigl.json"
@@ -211,8 +210,8 @@ def main() -> None:
     pending = [s for s in args.seeds if s not in done]
     if pending:
         load_dataset(PROTOCOL["dataset"], PROTOCOL["steps"])  # build the data cache once, before the workers
-        with mp.Pool(min(args.jobs, len(pending))) as pool:
-            stored += pool.map(_one, [(s, args.density) for s in pending])
+        with workers.results(_one, [(s, args.density) for s in pending], args.jobs) as finished:
+            stored += list(finished)
     ref = [r for r in stored if r["density"] == args.density and r["seed"] in args.seeds]
     mine = ours(args.seeds, args.density)
     write_text(path, json.dumps({"protocol": PROTOCOL, "reference": stored, "ours": mine}, indent=1))

@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import shlex
-import signal
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from esl_train import workers
 from esl_train.atomic import atomic_path, write_text
 from esl_train.config import DATASETS, KERNELS, METHODS, TrainConfig
 from esl_train.cli import HelpFormatter, Parser
@@ -69,15 +68,6 @@ def run_key(cfg: TrainConfig, last_k: int) -> str:
     if ident.get("kernels") == "slayer":  # runs stored before --kernels existed ran lava-dl's code: same keys
         ident.pop("kernels")
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _worker_signals() -> None:
-    """A pool worker leaves stopping to the parent: it ignores Ctrl-C (which a terminal sends to the whole group) and
-    dies quietly on the SIGTERM with which the pool ends it, so a stopped sweep prints one line, not a traceback per
-    worker."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for s in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, signal.SIG_DFL)
 
 
 def _one(job: dict) -> dict:
@@ -526,17 +516,14 @@ def main(argv=None) -> int:
         from esl_train.data import load_dataset
         from esl_train.quiet import import_lava_dl
 
-        import_lava_dl()  # Lava sets the 'fork' start method on import: do it once here, workers inherit it
+        import_lava_dl()  # once here: the forked workers inherit it
         load_dataset(args.dataset, args.steps, args.data_dir)  # build the data cache once, before the workers
     start = time.perf_counter()
     wall0 = sum(r["wall_seconds"] for r in runs) / args.jobs
     try:
         if pending:  # --render-only leaves them pending
-            with mp.Pool(min(args.jobs, len(pending)), initializer=_worker_signals) as pool:
-                for s in (signal.SIGTERM, signal.SIGHUP):  # stop like Ctrl-C: finished runs are stored
-                    signal.signal(s, signal.default_int_handler)
-                bar = tqdm(pool.imap_unordered(_one, pending), total=len(pending), desc=args.name, unit="run",
-                           disable=None)
+            with workers.results(_one, pending, args.jobs) as finished:  # SIGTERM stops like Ctrl-C
+                bar = tqdm(finished, total=len(pending), desc=args.name, unit="run", disable=None)
                 for run in bar:
                     if "error" in run:
                         bar.write(f"run {run['label']} ({run['key']}) failed: {run['error']}", file=sys.stderr)
@@ -551,6 +538,10 @@ def main(argv=None) -> int:
         print(f"\ninterrupted: {len(runs)} of {len(todo)} runs stored; run the same command to continue",
               file=sys.stderr)
         return 130
+    except workers.WorkerDied as e:
+        print(f"\nerror: {e}: {len(runs)} of {len(todo)} runs stored; run the same command to continue",
+              file=sys.stderr)
+        return 1
     runs = stored(store, todo)
     if not runs:
         return 0

@@ -3,6 +3,7 @@ record, one file in TRAINED_DIR per training, so that tests of the harness (shar
 Run as its own process: compare forks its pool workers, which a test process full of threads should not do."""
 
 import os
+import signal
 import sys
 import time
 import uuid
@@ -14,7 +15,10 @@ from esl_train import data, quiet
 
 def fake(job):
     (TRAINED / f"{job['key']}.{uuid.uuid4().hex}").touch()
-    time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))  # a training that takes time, for signal tests
+    if os.environ.get("FAKE_SLOW", job["label"]) == job["label"]:  # a training that takes time, for signal tests
+        time.sleep(float(os.environ.get("FAKE_TRAIN_SECONDS", "0")))
+    if os.environ.get("FAKE_KILLED") == job["label"]:  # the system kills the worker (out of memory)
+        os.kill(os.getpid(), signal.SIGKILL)
     cfg = job["config"]
     return {"key": job["key"], "label": job["label"], "method": cfg["method"], "density": cfg["density"],
             "seed": cfg["seed"], "test_accuracy": 0.5, "explored": 1.0, "turnover_per_update": 0.0, "synops": 10,

@@ -418,3 +418,31 @@ def test_a_stopped_sweep_with_two_jobs_says_one_line(tmp_path, monkeypatch, sig)
     code, err = start_and_signal(cmd, lambda pid: trained.is_dir() and len(list(trained.iterdir())) >= 2, sig)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 130 and len(lines) == 1 and lines[0].startswith("interrupted: 0 of"), err
+
+
+@pytest.mark.timeout(120)
+def test_a_sweep_stopped_while_a_worker_waits_for_work_ends(tmp_path, monkeypatch):
+    """A worker that waits for work when a scheduler's SIGTERM reaches the group dies holding the queue's lock:
+    the sweep must end all the same (multiprocessing.Pool's terminate() waits for that lock forever)."""
+    from .test_signals import start_and_signal
+
+    monkeypatch.setenv("FAKE_TRAIN_SECONDS", "30")
+    monkeypatch.setenv("FAKE_SLOW", "static")  # dense and esl finish at once; one worker then has nothing to do
+    store = tmp_path / "out" / "compare_runs"
+    cmd = [sys.executable, "-m", "tests.fake_compare", str(tmp_path / "trained"), "--quick", "--methods",
+           "static,esl", "--out", str(tmp_path / "out"), "--jobs", "2"]
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    code, err = start_and_signal(cmd, lambda pid: store.is_dir() and len(list(store.glob("*.json"))) == 2,
+                                 signal.SIGTERM)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 130 and lines == ["interrupted: 2 of 3 runs stored; run the same command to continue"], err
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_by_the_system_ends_the_sweep_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KILLED", "static")
+    code, err = fake_compare(tmp_path / "trained", "--quick", "--methods", "static,esl", "--out",
+                             str(tmp_path / "out"), "--jobs", "2")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("error: a worker process died"), err
+    assert lines[0].endswith("runs stored; run the same command to continue")
