@@ -43,7 +43,7 @@ def results(fn: Callable, items: Iterable, jobs: int) -> Iterator[Iterator]:
                                initializer=_worker_signals)
     try:
         try:
-            futures = [pool.submit(fn, item) for item in items]  # forks the workers (and its threads) blocked
+            futures = [pool.submit(fn, item) for item in items]  # forks the workers, starts the pool's threads
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a stop that came meanwhile raises here
         yield (_result(f) for f in as_completed(futures))
