@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 import lava.lib.dl.slayer as slayer
 
-from . import distributed, signals, slayer_cuda
+from . import distributed, kernels, signals, slayer_cuda
 from .atomic import atomic_path, write_text
 from .config import TrainConfig
 from .cost import TrainingCost
@@ -95,7 +95,7 @@ class Run:
         self.net = build(config.arch, self.data.input_shape, self.data.num_classes, hidden=config.hidden,
                          kernels=config.kernels)
         self.net.to(self.device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        self.optimizer = kernels.adam(self.net.parameters(), config.lr, config.kernels)
         self.loss_fn = make_loss()
         self.total_steps = config.epochs * len(self.train_loader)
         self.lr_scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, self.total_steps)

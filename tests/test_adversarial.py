@@ -21,6 +21,7 @@ from esl_train import trainer
 from esl_train.config import TrainConfig
 from esl_train.errors import UsageError
 from esl_train.export import export_netx
+from esl_train.kernels.optim import Adam
 from esl_train.runfolder import locked
 
 from .helpers import fake_nmnist, masked_net, tiny_mlp_file, write_nmnist_bin
@@ -71,7 +72,7 @@ def test_non_finite_or_absurd_lr_is_refused(capsys, tmp_path, lr):
 
 
 def test_non_finite_weights_stop_training_and_are_never_exported(tmp_path, capsys, monkeypatch):
-    real_step = torch.optim.Adam.step
+    real_step = Adam.step  # the trainer's optimizer (--kernels auto)
     calls = {"n": 0}
 
     def poisoned(self, *a, **k):
@@ -82,7 +83,7 @@ def test_non_finite_weights_stop_training_and_are_never_exported(tmp_path, capsy
                 self.param_groups[0]["params"][0].fill_(float("nan"))
         return out
 
-    monkeypatch.setattr(torch.optim.Adam, "step", poisoned)
+    monkeypatch.setattr(Adam, "step", poisoned)
     out = tmp_path / "run"
     code, err = main(capsys, "--epochs", "3", "--hidden", "16", "--steps", "4", "--no-progress", "--out", out)
     one_line(code, err, "weights became non-finite")

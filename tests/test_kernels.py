@@ -6,13 +6,16 @@ import pytest
 import torch
 
 import lava.lib.dl.slayer as slayer
+from lava.lib.dl.slayer.axon.delay import delay
 from lava.lib.dl.slayer.neuron.cuba import Neuron
 from lava.lib.dl.slayer.utils import quantize
 
 from esl_train.data.framing import BoolSpikes, collate
+from esl_train import kernels
 from esl_train.kernels import install
 from esl_train.kernels.cuba import FusedNeuron, dynamics
 from esl_train.kernels.counts import batch_sum
+from esl_train.kernels import optim as kernel_optim
 from esl_train.kernels import synapse as kernel_synapse
 from esl_train.kernels.synapse import BinaryInputDense
 from esl_train.models import NEURON, build
@@ -37,6 +40,11 @@ def inputs(shape, seed):
     return torch.where(torch.rand(shape, generator=g) < 0.3, grid, z)
 
 
+def time_major(z):
+    """z's values laid out with its last (time) dimension outermost, as the first synapse hands over its output."""
+    return z.movedim(-1, 0).contiguous().movedim(0, -1)
+
+
 @pytest.mark.parametrize("params", PARAMS)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_fused_forward_is_bit_identical_to_lava_dl(params, shape):
@@ -45,6 +53,7 @@ def test_fused_forward_is_bit_identical_to_lava_dl(params, shape):
         z = inputs(shape, seed)
         spikes = fused(z)
         assert torch.equal(spikes, ref(z))
+        assert torch.equal(fused(time_major(z)), spikes)  # read in any memory layout
         _, voltage = ref.dynamics(z)
         _, ours = dynamics(z, int(quantize(ref.current_decay)), int(quantize(ref.voltage_decay)), fused)
         assert torch.equal(ours, voltage)
@@ -58,12 +67,52 @@ def test_fused_gradient_equals_lava_dl(params, shape):
     z = inputs(shape, 7)
     g = torch.randn(shape)
     grads = []
-    for neuron in (ref, fused):
-        x = z.clone().requires_grad_()
+    for neuron, layout in ((ref, torch.clone), (fused, torch.clone), (fused, time_major)):
+        x = layout(z).requires_grad_()
         (neuron(x) * g).sum().backward()
         grads.append(x.grad)
     assert grads[0].abs().max() > 0  # the surrogate let some gradient through
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+    assert torch.equal(grads[2], grads[1])
+
+
+@pytest.mark.parametrize("params", PARAMS[:2])
+def test_fused_neuron_applies_the_block_delay_as_lava_dl(params):
+    """With the block's one-step delay moved into it, the neuron's spikes equal lava-dl's delayed ones bit for bit
+    and its input gradient equals theirs, on the fused path and on lava-dl's fallback (float64)."""
+    ref, fused = pair(params)
+    fused.delay_shift = True
+    z, g = inputs((4, 24, 11), 3), torch.randn(4, 24, 11)
+    for dtype in (torch.float32, torch.float64):
+        grads = []
+        for neuron, shift in ((ref, delay), (fused, lambda x, _: x)):
+            x = z.to(dtype, copy=True).requires_grad_()
+            out = shift(neuron(x), 1)
+            (out * g.to(dtype)).sum().backward()
+            grads.append((out, x.grad))
+        (ours, our_grad), (theirs, their_grad) = grads[1], grads[0]
+        assert torch.equal(ours, theirs) and theirs[..., 0].abs().sum() == 0 and theirs.sum() > 0
+        assert their_grad.abs().max() > 0
+        torch.testing.assert_close(our_grad, their_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_kernels_train_as_lava_dl(arch):
+    """In training mode (dropout on, the block delays in the neurons): the same outputs bit for bit, with the same
+    random numbers drawn, and the same weight gradients within float rounding."""
+    results = []
+    for kernels in ("slayer", "auto"):
+        torch.manual_seed(0)
+        net = build(arch, (2, 12, 12), 10, hidden=32, kernels=kernels)
+        x = (torch.rand(6, 2, 12, 12, 10) < 0.08).float()
+        out = net(x)
+        (out.sum(-1) * torch.arange(1.0, 11.0)).sum().backward()
+        results.append((out, [p.grad for p in net.parameters() if p.grad is not None], torch.rand(1)))
+    (theirs, their_grads, their_next), (ours, our_grads, our_next) = results
+    assert torch.equal(ours, theirs) and theirs.sum() > 0 and torch.equal(our_next, their_next)
+    assert len(our_grads) == len(their_grads) and all(g.abs().sum() > 0 for g in their_grads)
+    for a, b in zip(our_grads, their_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_fused_neuron_falls_back_to_lava_dl_where_it_does_not_apply():
@@ -142,6 +191,10 @@ def test_spike_counts_of_bool_batches_equal_float_sums():
     tm = BoolSpikes(torch.rand(300, 2, 3, 4, 5) < 0.9, torch.zeros(300)).x  # time-major, as training batches
     assert not tm.is_contiguous() and torch.equal(batch_sum(tm), tm.float().sum(0).int())
     assert torch.equal(batch_sum(x.float()), x.float().sum(0))
+    assert batch_sum(x.detach()) is batch_sum(x)  # another view of the same batch: counted once
+    x[0] = ~x[0]  # changed in place: counted again
+    assert torch.equal(batch_sum(x.detach()), x.float().sum(0).int())
+    assert torch.equal(batch_sum(x[1:]), x[1:].float().sum(0).int())  # same memory, other layout
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
@@ -165,6 +218,43 @@ def test_kernels_switch(arch):
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     with pytest.raises(ValueError, match="unknown kernels"):
         install(list(ours.blocks), "numba")
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_adam_equals_torch_adam_bit_for_bit(weight_decay):
+    """Sparse gradients (most second moments stay exactly 0, as under a mask): parameters and optimizer state equal
+    torch's Adam's bit for bit after every step; amsgrad runs torch's own step."""
+    shapes = [(7,), (33, 5), (128, 300, 1, 1, 1)]
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(s, generator=g) for s in shapes]
+    masks = [torch.rand(s, generator=g) < 0.1 for s in shapes]
+    nets = [[torch.nn.Parameter(w.clone()) for w in start] for _ in range(2)]
+    opts = [torch.optim.Adam(nets[0], lr=2e-3, weight_decay=weight_decay),
+            kernel_optim.Adam(nets[1], lr=2e-3, weight_decay=weight_decay)]
+    for _ in range(12):
+        grads = [torch.randn(s, generator=g) * m * 10 ** torch.randint(-6, 1, (), generator=g) for s, m in
+                 zip(shapes, masks)]
+        for params, opt in zip(nets, opts):
+            for p, grad in zip(params, grads):
+                p.grad = grad.clone()
+            opt.step()
+        assert all(torch.equal(a, b) for a, b in zip(*nets))
+    assert all(not torch.equal(a, w) for a, w in zip(nets[1], start))
+    for a, b in zip(nets[0], nets[1]):
+        sa, sb = opts[0].state[a], opts[1].state[b]
+        assert weight_decay or (sa["exp_avg_sq"] == 0).float().mean() > 0.5  # the zeros this Adam avoids
+        assert all(torch.equal(sa[k], sb[k]) for k in ("step", "exp_avg", "exp_avg_sq"))
+    values = torch.cat([torch.rand(5000, generator=g) * 10.0 ** torch.randint(-30, 30, (5000,), generator=g),
+                        torch.zeros(3000), torch.tensor([float("inf"), float("nan"), -0.0])])
+    for n in (1, 31, 5003, len(values)):  # vector and scalar tails of torch's kernel
+        torch.testing.assert_close(kernel_optim.sqrt_skipping_zeros(values[:n]), values[:n].sqrt(), rtol=0, atol=0,
+                                   equal_nan=True)
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.ones(3)
+    kernel_optim.Adam([p], lr=0.1, amsgrad=True).step()
+    assert torch.allclose(p, torch.full((3,), 0.9))
+    assert type(kernels.adam([p], 0.1, "slayer")) is torch.optim.Adam  # the switch: torch's own Adam
+    assert type(kernels.adam([p], 0.1)) is kernel_optim.Adam
 
 
 def test_batched_fetch_equals_sample_by_sample():
