@@ -195,16 +195,12 @@ def weight_gradient_table(repeats: int = 30) -> str:
                   for name, below in (("spike", 1.0), ("gemm", 0.0))}  # the path forced
             lines.append(f"| {fraction:g} | {outputs} | {ms['spike']:.2f} | {ms['gemm']:.2f} | "
                          f"{ms['gemm'] / ms['spike']:.2f} |")
-    cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
-    return "\n".join([
-        "## The first synapse's weight gradient: spike-driven against a GEMM", "",
-        "```", "python bench/train_speed.py --weight-gradient", "```", "",
-        f"Measured on a {cpu}, {started}, {time.strftime('%Y-%m-%d')}; one thread, median of {repeats} calls "
-        "(each includes the count of spikes that picks the path). Random spikes (each input-step spikes with the "
-        "given probability) and gradients; digits-bench's inputs spike at about a tenth of their steps. The trainer "
-        "takes the spike-driven path below an input spike fraction of "
-        f"{synapse.SPIKE_DRIVEN_BELOW:g} (esl_train/kernels/synapse.py).", "",
-        *lines])
+    return section(
+        "The first synapse's weight gradient: spike-driven against a GEMM", "--weight-gradient", started,
+        f"one thread, median of {repeats} calls (each includes the count of spikes that picks the path). Random "
+        "spikes (each input-step spikes with the given probability) and gradients; digits-bench's inputs spike at "
+        "about a tenth of their steps. The trainer takes the spike-driven path below an input spike fraction of "
+        f"{synapse.SPIKE_DRIVEN_BELOW:g} (esl_train/kernels/synapse.py).", lines)
 
 
 def sqrt_table(repeats: int = 50) -> str:
@@ -235,17 +231,20 @@ def sqrt_table(repeats: int = 50) -> str:
                 ms.append(median_ms(opt.step, repeats))
             lines.append(f"| {hidden} | {zeros:g} | " + " | ".join(f"{m:.3f}" for m in ms) +
                          f" | {ms[2] / ms[3]:.2f} |")
-    cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
-    return "\n".join([
-        "## Adam's square root on a sparse network", "",
-        "```", "python bench/train_speed.py --sqrt", "```", "",
-        f"Measured on a {cpu}, {started}, {time.strftime('%Y-%m-%d')}; one thread, median of {repeats} calls. "
+    return section(
+        "Adam's square root on a sparse network", "--sqrt", started, f"one thread, median of {repeats} calls. "
         "Second moments of the MLP's first weight (hidden x 1,152 float32) with the given fraction of exact zeros "
         "(the synapses that never had a gradient: about 0.8 under ESL at density 0.1, whose explored fraction is 0.2), "
         "the others uniform in [0, 1); the Adam step updates both of the MLP's weights with gradients zero at the "
         "same fraction of synapses. *ours*: `--kernels auto`'s Adam, torch's steps in torch's order with the square "
-        "root of every zero skipped (esl_train/kernels/optim.py), bit-identical results.", "",
-        *lines])
+        "root of every zero skipped (esl_train/kernels/optim.py), bit-identical results.", lines)
+
+
+def section(title: str, flag: str, started: str, text: str, lines: list[str]) -> str:
+    """A measurement's section for docs/benchmarks.md: title, command, machine and date, what was measured, table."""
+    cpu = f"{os.cpu_count()}-core {platform.machine()} CPU"
+    return "\n".join([f"## {title}", "", "```", f"python bench/train_speed.py {flag}", "```", "",
+                      f"Measured on a {cpu}, {started}, {time.strftime('%Y-%m-%d')}; {text}", "", *lines])
 
 
 def median_ms(fn, repeats: int) -> float:

@@ -101,9 +101,9 @@ def test_kernels_train_as_lava_dl(arch):
     """In training mode (dropout on, the block delays in the neurons): the same outputs bit for bit, with the same
     random numbers drawn, and the same weight gradients within float rounding."""
     results = []
-    for kernels in ("slayer", "auto"):
+    for which in ("slayer", "auto"):
         torch.manual_seed(0)
-        net = build(arch, (2, 12, 12), 10, hidden=32, kernels=kernels)
+        net = build(arch, (2, 12, 12), 10, hidden=32, kernels=which)
         x = (torch.rand(6, 2, 12, 12, 10) < 0.08).float()
         out = net(x)
         (out.sum(-1) * torch.arange(1.0, 11.0)).sum().backward()
