@@ -76,10 +76,12 @@ def test_fused_gradient_equals_lava_dl(params, shape):
     assert torch.equal(grads[2], grads[1])
 
 
-@pytest.mark.parametrize("params", PARAMS[:2])
+@pytest.mark.parametrize("params", PARAMS[:2] + [{**NEURON, "dropout": slayer.neuron.Dropout(p=0.3)},
+                                                 {**NEURON, "dropout": torch.nn.Dropout(p=0.3)}])
 def test_fused_neuron_applies_the_block_delay_as_lava_dl(params):
     """With the block's one-step delay moved into it, the neuron's spikes equal lava-dl's delayed ones bit for bit
-    and its input gradient equals theirs, on the fused path and on lava-dl's fallback (float64)."""
+    and its input gradient equals theirs, on the fused path and on lava-dl's fallback (float64); with lava-dl's
+    per-neuron Dropout (applied in the kernel) or any other dropout (applied after it), in training mode."""
     ref, fused = pair(params)
     fused.delay_shift = True
     z, g = inputs((4, 24, 11), 3), torch.randn(4, 24, 11)
@@ -87,6 +89,7 @@ def test_fused_neuron_applies_the_block_delay_as_lava_dl(params):
         grads = []
         for neuron, shift in ((ref, delay), (fused, lambda x, _: x)):
             x = z.to(dtype, copy=True).requires_grad_()
+            torch.manual_seed(0)  # the same dropout
             out = shift(neuron(x), 1)
             (out * g.to(dtype)).sum().backward()
             grads.append((out, x.grad))

@@ -38,6 +38,7 @@ def install(blocks: list[torch.nn.Module], kernels: str = "auto") -> None:
 
 
 def adam(parameters, lr: float, kernels: str = "auto") -> torch.optim.Optimizer:
+    """The trainer's optimizer: torch's Adam with `slayer`, ours (the same results, faster on sparse nets) else."""
     if kernels == "slayer":
         return torch.optim.Adam(parameters, lr=lr)
     from .optim import Adam

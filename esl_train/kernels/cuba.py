@@ -19,6 +19,7 @@ from numba import njit
 
 from lava.lib.dl.slayer.axon.delay import delay
 from lava.lib.dl.slayer.neuron import cuba
+from lava.lib.dl.slayer.neuron.dropout import Dropout
 from lava.lib.dl.slayer.utils import quantize
 
 DECAY_BITS = 12  # Loihi's decays are 12-bit fractions: state <- state * (4096 - decay) >> 12, rounded toward zero
@@ -165,8 +166,8 @@ class FusedNeuron(cuba.Neuron):
     Parameters, buffers, export and Loihi parameters are lava-dl's: it adds no state. With `delay_shift` (set by
     `install`, which clears the block's) it also applies the block's one-step delay: the kernel writes its spikes a
     step late, saving lava-dl's shifted copy forward and backward (dropout, constant over time, commutes with it).
-    Dropout's factors (lava-dl's Dropout drops a neuron for all steps) multiply the spikes inside the kernel too,
-    forward and backward, where torch's broadcast over steps was slow."""
+    lava-dl's Dropout (it drops a neuron for all steps) has its factors multiply the spikes inside the kernel too,
+    forward and backward, where torch's broadcast over steps was slow; any other dropout runs after the kernel."""
 
     delay_shift = False
 
@@ -186,7 +187,10 @@ class FusedNeuron(cuba.Neuron):
             raise AssertionError(f"Input tensor shape ({input.shape}) does not match with Neuron shape ({self.shape}).")
         i_decay = int(quantize(self.current_decay).item())
         v_decay = int(quantize(self.voltage_decay).item())
-        gain = None  # dropout's factor per neuron, drawn by its own code from the same random stream as on spikes
+        if self.drop is not None and type(self.drop) is not Dropout:  # any other dropout: lava-dl's order
+            spikes = self.drop(_CubaDynamics.apply(input, i_decay, v_decay, self, 0, None))
+            return delay(spikes, 1) if self.delay_shift else spikes
+        gain = None  # Dropout's factor per neuron, drawn by its own code from the same random stream as on spikes
         if self.drop is not None and self.drop.training:
             ones = torch.ones(input.shape[0], math.prod(input.shape[1:-1]), 1, dtype=input.dtype)
             gain = self.drop(ones).reshape(ones.shape[:2])
