@@ -293,9 +293,9 @@ def main() -> None:
         from esl_train.quiet import import_lava_dl
 
         import_lava_dl()
-        body = weight_gradient_table() if args.weight_gradient else sqrt_table()
-        write_section(ROOT / "docs" / "benchmarks.md", "weight-gradient" if args.weight_gradient else "adam-sqrt",
-                      body)
+        name, table = ("weight-gradient", weight_gradient_table) if args.weight_gradient else ("adam-sqrt", sqrt_table)
+        body = table()
+        write_section(ROOT / "docs" / "benchmarks.md", name, body)
         print(body)
         return
     from esl_train.quiet import import_lava_dl

@@ -10,7 +10,7 @@ from lava.lib.dl.slayer.axon.delay import delay
 from lava.lib.dl.slayer.neuron.cuba import Neuron
 from lava.lib.dl.slayer.utils import quantize
 
-from esl_train.data.framing import BoolSpikes, collate
+from esl_train.data.framing import BoolSpikes, collate, time_major
 from esl_train import kernels
 from esl_train.kernels import install
 from esl_train.kernels.cuba import FusedNeuron, dynamics
@@ -38,11 +38,6 @@ def inputs(shape, seed):
     z = torch.randn(shape, generator=g) * torch.tensor([0.3, 1.5, 40.0])[torch.randint(0, 3, shape, generator=g)]
     grid = torch.round(torch.rand(shape, generator=g) * 4 * 4096) / 4096  # exactly on the fixed-point grid
     return torch.where(torch.rand(shape, generator=g) < 0.3, grid, z)
-
-
-def time_major(z):
-    """z's values laid out with its last (time) dimension outermost, as the first synapse hands over its output."""
-    return z.movedim(-1, 0).contiguous().movedim(0, -1)
 
 
 @pytest.mark.parametrize("params", PARAMS)

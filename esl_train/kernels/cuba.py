@@ -179,7 +179,13 @@ class FusedNeuron(cuba.Neuron):
     def forward(self, input):
         if not self.fused(input):
             spikes = super().forward(input)
-            return delay(spikes, 1) if self.delay_shift else spikes
+        elif self.drop is None or type(self.drop) is Dropout:  # all in the kernel
+            return self._fused(input, int(self.delay_shift), self.drop)
+        else:  # any other dropout: after the kernel, before the delay, in lava-dl's order
+            spikes = self.drop(self._fused(input, 0, None))
+        return delay(spikes, 1) if self.delay_shift else spikes
+
+    def _fused(self, input: torch.Tensor, shift: int, drop: Dropout | None) -> torch.Tensor:
         if self.shape is None:  # as lava-dl's dynamics(): the neuron takes its shape from the first input
             self.shape = input.shape[1:-1]
             self.num_neurons = int(np.prod(self.shape))
@@ -187,11 +193,8 @@ class FusedNeuron(cuba.Neuron):
             raise AssertionError(f"Input tensor shape ({input.shape}) does not match with Neuron shape ({self.shape}).")
         i_decay = int(quantize(self.current_decay).item())
         v_decay = int(quantize(self.voltage_decay).item())
-        if self.drop is not None and type(self.drop) is not Dropout:  # any other dropout: lava-dl's order
-            spikes = self.drop(_CubaDynamics.apply(input, i_decay, v_decay, self, 0, None))
-            return delay(spikes, 1) if self.delay_shift else spikes
         gain = None  # Dropout's factor per neuron, drawn by its own code from the same random stream as on spikes
-        if self.drop is not None and self.drop.training:
+        if drop is not None and drop.training:
             ones = torch.ones(input.shape[0], math.prod(input.shape[1:-1]), 1, dtype=input.dtype)
-            gain = self.drop(ones).reshape(ones.shape[:2])
-        return _CubaDynamics.apply(input, i_decay, v_decay, self, int(self.delay_shift), gain)
+            gain = drop(ones).reshape(ones.shape[:2])
+        return _CubaDynamics.apply(input, i_decay, v_decay, self, shift, gain)
