@@ -39,7 +39,8 @@ SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the t
 # evolver flags added after runs were stored: at their default they mean "as before", so they leave the key alone
 LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude"), ("regrow_dropped", False),
                   ("reset_state", "changed"), ("prune", "none"), ("prune_start", 0.1), ("l1", 0.0),
-                  ("temperature", 0.0), ("budget", "mask"), ("skip_step", False), ("drop_count", "round")}
+                  ("temperature", 0.0), ("budget", "mask"), ("skip_step", False), ("drop_count", "round"),
+                  ("refill", "zero")}
 RECORD = {"key", "method", "density", "seed", "test_accuracy", "history"}  # what every stored run record holds
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 

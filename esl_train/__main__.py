@@ -16,7 +16,8 @@ from pathlib import Path
 from . import launch, memory
 from .cli import HelpFormatter, Parser, check_output_folder, main_wrapper
 from .config import (ALLOCATIONS, ARCHS, BUDGETS, DATASETS, DROP_COUNTS, DROP_CRITERIA, EMBEDDED, EVOLVER_KEYS,
-                     KERNELS, LR_SCHEDULES, METHODS, REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES, TrainConfig)
+                     KERNELS, LR_SCHEDULES, METHODS, REFILLS, REGROW_RULES, RESET_STATES, RUN_PRESETS, SCHEDULES,
+                     TrainConfig)
 from .device import resolve as resolve_device
 from .errors import UsageError
 from .quiet import import_lava_dl
@@ -92,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--budget", choices=BUDGETS,
                    help="what --density counts: the mask's synapses, or only those on chip (8-bit weight non-zero; "
                         "set, rigl, esl): sub-quantum synapses are then free and model.net holds the density")
+    g.add_argument("--refill", choices=REFILLS,
+                   help="with --budget on-chip: synapses grown to refill the budget start at zero (default) or at one "
+                        "8-bit step against their gradient, on chip at once")
     g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
                    help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p

@@ -173,11 +173,12 @@ def test_drop_count_rounds_or_floors_fraction_times_active(drop_count, mask):
     assert w == pytest.approx([0.5, -0.1 if mask[1] else 0, 0.3 if mask[2] else 0, 0, 0, 0])
 
 
-def test_on_chip_budget_counts_the_synapses_that_survive_quantization():
+@pytest.mark.parametrize("refill", ["zero", "quantum"])
+def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill):
     """Under budget="on-chip" a synapse whose quantized weight is zero is free: every update fills the layer's
-    budget with synapses on chip (growing more at zero where they fall short), a dense layer's quantized-away share
-    goes to the others, and after the last step the masks hold exactly the synapses on chip, no more than the
-    budget."""
+    budget with synapses on chip (growing more at zero where they fall short, or at one step: on chip at once), a
+    dense layer's quantized-away share goes to the others, and after the last step the masks hold exactly the
+    synapses on chip, no more than the budget."""
     torch.manual_seed(0)
     net = Toy([(40, 30), (4, 40)])  # the ER allocation at 0.4 makes the small output layer dense
     opt = torch.optim.Adam(net.parameters(), lr=0.02)
@@ -185,7 +186,7 @@ def test_on_chip_budget_counts_the_synapses_that_survive_quantization():
     for layer in net.layers:  # what SLAYER's 8-bit quantizer does, coarser
         layer.pre_hook_fx = lambda w: torch.round(w / step) * step
     cfg = EvolverConfig(density=0.4, regrow="random", update_interval=5, drop_fraction=0.3, evolve_until=0.5,
-                        budget="on-chip")
+                        budget="on-chip", refill=refill)
     weights = {f"l{i}": (m, m.weight) for i, m in enumerate(net.layers)}
     ev = MaskEvolver(weights, opt, cfg, total_steps=60, seed=0)
     assert ev.counts["l1"] == 160  # dense
@@ -202,12 +203,35 @@ def test_on_chip_budget_counts_the_synapses_that_survive_quantization():
             live = on_chip()
             target = ev.counts["l0"] + ev.counts["l1"] - live["l1"]
             assert live["l0"] <= target <= live["l0"] + int(ev.grown["l0"].sum())
+            if refill == "quantum":  # every synapse grown to refill is on chip: the layer holds its target exactly
+                assert live["l0"] == target
             assert sum(ev.active().values()) > budget
     assert ev.history[-1]["drop_fraction"] == 0  # updates after evolution: they only refill the budget
     live = on_chip()
     assert ev.active() == live and sum(live.values()) <= budget  # the masks are what goes on chip
     for k, w in ev.weights.items():
         assert torch.all(w[~ev.masks[k]] == 0)
+
+
+@pytest.mark.parametrize("refill, weight", [("zero", [0.5, 0.02, 0.3, 0.0, 0.0, 0.0]),
+                                            ("quantum", [0.5, 0.02, 0.3, -0.1, 0.0, 0.0])])
+def test_on_chip_refill_starts_at_zero_or_one_step_against_the_gradient(refill, weight):
+    """0.02 is below the 0.1 step, so 2 of the 3 synapses are on chip and the update grows one more, by gradient (the
+    fourth): at zero, or at -0.1 against its positive gradient, which puts it on chip."""
+    layer = torch.nn.Linear(6, 1, bias=False)
+    layer.pre_hook_fx = lambda w: torch.round(w / 0.1) * 0.1
+    cfg = EvolverConfig(density=0.5, regrow="gradient", budget="on-chip", refill=refill)
+    ev = MaskEvolver({"l": (layer, layer.weight)}, torch.optim.Adam(layer.parameters()), cfg, total_steps=100)
+    assert ev._quantum("l") == pytest.approx(0.1)
+    ev.masks["l"].copy_(torch.tensor([[True, True, True, False, False, False]]))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, 0.02, 0.3, 0.0, 0.0, 0.0]]))
+    ev._dense_grads["l"] = torch.tensor([[0.0, 0.0, 0.0, 0.9, -0.05, 0.0]])
+    with torch.no_grad():
+        ev._update(0.0)
+    assert ev.masks["l"][0].tolist() == [True, True, True, True, False, False]
+    assert layer.weight[0].tolist() == pytest.approx(weight)
+    assert int(ev._on_chip()[0]["l"].sum()) == (3 if refill == "quantum" else 2)
 
 
 def test_on_chip_budget_only_for_the_methods_that_swap():
@@ -217,6 +241,10 @@ def test_on_chip_budget_only_for_the_methods_that_swap():
         TrainConfig(method="gmp", evolver={"budget": "on-chip"}).validate()
     with pytest.raises(ValueError, match="unknown --budget"):
         TrainConfig(evolver={"budget": "chip"}).validate()
+    with pytest.raises(ValueError, match="add --budget on-chip"):
+        TrainConfig(evolver={"refill": "quantum"}).validate()
+    with pytest.raises(ValueError, match="unknown refill"):
+        TrainConfig(evolver={"budget": "on-chip", "refill": "one"}).validate()
 
 
 def test_drop_per_sign_takes_the_same_share_of_each_sign():

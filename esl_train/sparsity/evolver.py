@@ -67,6 +67,9 @@ class EvolverConfig:
     # what the density counts: every synapse of the mask, or only those on chip (8-bit weight non-zero): the
     # sub-quantum ones are then free, so the exported model.net holds the requested density (`_fit_on_chip`)
     budget: str = "mask"
+    # under the on-chip budget, where a synapse grown to refill a layer starts: at zero (free until it grows past the
+    # quantum), or at one 8-bit step against its gradient, so it is on chip at once (a zero gradient leaves it at zero)
+    refill: str = "zero"
 
 
 class MaskEvolver:
@@ -159,7 +162,7 @@ class MaskEvolver:
         return self.config.skip_step and self.is_update_step(self.step_count + 1)
 
     def _needs_dense_grad(self, step: int) -> bool:
-        return self.config.regrow in GRADIENT_RULES and self.is_update_step(step)
+        return (self.config.regrow in GRADIENT_RULES or self.config.refill == "quantum") and self.is_update_step(step)
 
     # -- the per-step call ---------------------------------------------------------------------
     @torch.no_grad()
@@ -246,6 +249,8 @@ class MaskEvolver:
             self.explored[k].logical_or_(new)
             self.grown[k].logical_or_(new)
             w.masked_fill_(new, 0.0)
+            if self.config.refill == "quantum" and k in self._dense_grads:
+                w.sub_(new * self._dense_grads[k].sign() * self._quantum(k))
             if self.config.reset_state != "none":
                 self._reset_optimizer_state(w, new)
             return int(new.sum())
@@ -254,6 +259,12 @@ class MaskEvolver:
             mask.logical_and_(~extra)
             w.masked_fill_(extra, 0.0)
         return 0
+
+    def _quantum(self, k: str) -> float:
+        """Layer k's quantization step: one of the probes 2^-i lies in (step/2, step] and quantizes to it."""
+        probes = 2.0 ** -torch.arange(40, dtype=self.weights[k].dtype, device=self.weights[k].device)
+        levels = self.modules[k].pre_hook_fx(probes)
+        return float(levels[levels > 0].min())
 
     def _settle_on_chip(self) -> None:
         """After the last training step: the sub-quantum synapses leave the masks and the weakest synapses beyond a
