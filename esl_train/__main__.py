@@ -94,8 +94,9 @@ def parser() -> argparse.ArgumentParser:
                    help="what --density counts: the mask's synapses, or only those on chip (8-bit weight non-zero; "
                         "set, rigl, esl): sub-quantum synapses are then free and model.net holds the density")
     g.add_argument("--refill", choices=REFILLS,
-                   help="with --budget on-chip: synapses grown to refill the budget start at zero (default) or at one "
-                        "8-bit step against their gradient, on chip at once")
+                   help="with --budget on-chip: synapses grown to refill the budget start at zero (default), at one "
+                        "8-bit step against their gradient (quantum: on chip at once), or at one step only after "
+                        "evolution (late)")
     g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
                    help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p

@@ -31,7 +31,7 @@ EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_inter
                 "protect_new", "rescale_init", "drop_by", "regrow_dropped", "reset_state", "skip_step", "drop_count",
                 "prune", "prune_start", "l1", "temperature", "budget", "refill")
 BUDGETS = ("mask", "on-chip")  # what the density counts: the mask's synapses, or those whose 8-bit weight is non-zero
-REFILLS = ("zero", "quantum")  # where the on-chip budget's refill synapses start (sparsity.EvolverConfig.refill)
+REFILLS = ("zero", "quantum", "late")  # where the on-chip budget's refill synapses start (EvolverConfig.refill)
 
 # Evolver settings of each method; explicit CLI flags override them. update_interval 0 = once per epoch.
 PRESETS: dict[str, dict] = {
@@ -167,6 +167,7 @@ class TrainConfig:
         if ev.get("refill", "zero") not in REFILLS:
             raise ValueError(f"unknown refill {ev['refill']!r}; choose one of {', '.join(REFILLS)}")
         if ev.get("refill", "zero") != "zero" and ev.get("budget", "mask") != "on-chip":
-            raise ValueError("refill 'quantum' places the synapses the on-chip budget grows; add --budget on-chip")
+            raise ValueError(f"refill {ev['refill']!r} places the synapses the on-chip budget grows; add --budget "
+                             f"on-chip")
         if ev.get("update_interval", 0) < 0:
             raise ValueError(f"--update-interval must be >= 0 (0 = once per epoch), got {ev['update_interval']}")

@@ -173,7 +173,7 @@ def test_drop_count_rounds_or_floors_fraction_times_active(drop_count, mask):
     assert w == pytest.approx([0.5, -0.1 if mask[1] else 0, 0.3 if mask[2] else 0, 0, 0, 0])
 
 
-@pytest.mark.parametrize("refill", ["zero", "quantum"])
+@pytest.mark.parametrize("refill", ["zero", "quantum", "late"])
 def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill):
     """Under budget="on-chip" a synapse whose quantized weight is zero is free: every update fills the layer's
     budget with synapses on chip (growing more at zero where they fall short, or at one step: on chip at once), a
@@ -203,8 +203,8 @@ def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill):
             live = on_chip()
             target = ev.counts["l0"] + ev.counts["l1"] - live["l1"]
             assert live["l0"] <= target <= live["l0"] + int(ev.grown["l0"].sum())
-            if refill == "quantum":  # every synapse grown to refill is on chip: the layer holds its target exactly
-                assert live["l0"] == target
+            if refill == "quantum" or refill == "late" and ev.history[-1]["drop_fraction"] == 0:
+                assert live["l0"] == target  # every synapse grown to refill is on chip: the layer holds its target
             assert sum(ev.active().values()) > budget
     assert ev.history[-1]["drop_fraction"] == 0  # updates after evolution: they only refill the budget
     live = on_chip()
@@ -213,11 +213,12 @@ def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill):
         assert torch.all(w[~ev.masks[k]] == 0)
 
 
-@pytest.mark.parametrize("refill, weight", [("zero", [0.5, 0.02, 0.3, 0.0, 0.0, 0.0]),
-                                            ("quantum", [0.5, 0.02, 0.3, -0.1, 0.0, 0.0])])
-def test_on_chip_refill_starts_at_zero_or_one_step_against_the_gradient(refill, weight):
+@pytest.mark.parametrize("refill, step, on_chip", [("zero", 10, False), ("quantum", 10, True), ("late", 10, False),
+                                                   ("late", 80, True)])
+def test_on_chip_refill_starts_at_zero_or_one_step_against_the_gradient(refill, step, on_chip):
     """0.02 is below the 0.1 step, so 2 of the 3 synapses are on chip and the update grows one more, by gradient (the
-    fourth): at zero, or at -0.1 against its positive gradient, which puts it on chip."""
+    fourth): at zero, or at -0.1 against its positive gradient, which puts it on chip; "late" does so only after
+    evolution (step 80 of 100, evolution ends at 75)."""
     layer = torch.nn.Linear(6, 1, bias=False)
     layer.pre_hook_fx = lambda w: torch.round(w / 0.1) * 0.1
     cfg = EvolverConfig(density=0.5, regrow="gradient", budget="on-chip", refill=refill)
@@ -227,11 +228,12 @@ def test_on_chip_refill_starts_at_zero_or_one_step_against_the_gradient(refill, 
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[0.5, 0.02, 0.3, 0.0, 0.0, 0.0]]))
     ev._dense_grads["l"] = torch.tensor([[0.0, 0.0, 0.0, 0.9, -0.05, 0.0]])
+    ev.step_count = step
     with torch.no_grad():
         ev._update(0.0)
     assert ev.masks["l"][0].tolist() == [True, True, True, True, False, False]
-    assert layer.weight[0].tolist() == pytest.approx(weight)
-    assert int(ev._on_chip()[0]["l"].sum()) == (3 if refill == "quantum" else 2)
+    assert layer.weight[0].tolist() == pytest.approx([0.5, 0.02, 0.3, -0.1 if on_chip else 0.0, 0.0, 0.0])
+    assert int(ev._on_chip()[0]["l"].sum()) == (3 if on_chip else 2)
 
 
 def test_on_chip_budget_only_for_the_methods_that_swap():

@@ -68,7 +68,8 @@ class EvolverConfig:
     # sub-quantum ones are then free, so the exported model.net holds the requested density (`_fit_on_chip`)
     budget: str = "mask"
     # under the on-chip budget, where a synapse grown to refill a layer starts: at zero (free until it grows past the
-    # quantum), or at one 8-bit step against its gradient, so it is on chip at once (a zero gradient leaves it at zero)
+    # quantum), at one 8-bit step against its gradient, so it is on chip at once (a zero gradient leaves it at zero),
+    # or "late": at zero while the masks evolve, at one step in the updates after evolution, which have no time left
     refill: str = "zero"
 
 
@@ -162,7 +163,11 @@ class MaskEvolver:
         return self.config.skip_step and self.is_update_step(self.step_count + 1)
 
     def _needs_dense_grad(self, step: int) -> bool:
-        return (self.config.regrow in GRADIENT_RULES or self.config.refill == "quantum") and self.is_update_step(step)
+        return (self.config.regrow in GRADIENT_RULES or self._refills_at_step(step)) and self.is_update_step(step)
+
+    def _refills_at_step(self, step: int) -> bool:
+        """The on-chip budget's refills at an update at `step` start at one quantization step (`refill`)."""
+        return self.config.refill == "quantum" or self.config.refill == "late" and self.drop_fraction(step) == 0
 
     # -- the per-step call ---------------------------------------------------------------------
     @torch.no_grad()
@@ -249,7 +254,7 @@ class MaskEvolver:
             self.explored[k].logical_or_(new)
             self.grown[k].logical_or_(new)
             w.masked_fill_(new, 0.0)
-            if self.config.refill == "quantum" and k in self._dense_grads:
+            if self._refills_at_step(self.step_count) and k in self._dense_grads:
                 w.sub_(new * self._dense_grads[k].sign() * self._quantum(k))
             if self.config.reset_state != "none":
                 self._reset_optimizer_state(w, new)
