@@ -40,7 +40,7 @@ SYNOPS_SAMPLES = 1000  # test samples whose spikes are counted for SynOps (the t
 LATER_DEFAULTS = {("protect_new", False), ("rescale_init", False), ("drop_by", "magnitude"), ("regrow_dropped", False),
                   ("reset_state", "changed"), ("prune", "none"), ("prune_start", 0.1), ("l1", 0.0),
                   ("temperature", 0.0), ("budget", "mask"), ("skip_step", False), ("drop_count", "round"),
-                  ("refill", "zero")}
+                  ("refill", "zero"), ("top_up", False)}
 RECORD = {"key", "method", "density", "seed", "test_accuracy", "history"}  # what every stored run record holds
 MEASURE_VERSION = 1  # bump when what a stored run holds changes: old runs are then run again
 

@@ -97,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
                    help="with --budget on-chip: synapses grown to refill the budget start at zero (default), at one "
                         "8-bit step against their gradient (quantum: on chip at once), or at one step only after "
                         "evolution (late)")
+    g.add_argument("--top-up", action=argparse.BooleanOptionalAction,
+                   help="with --budget on-chip: after training, a layer short of its budget rounds its largest "
+                        "sub-quantum synapses up to one 8-bit step, so model.net holds the requested density")
     g.add_argument("--rescale-init", action=argparse.BooleanOptionalAction,
                    help="scale initial weights by 1/sqrt(layer density) (off: measured to hurt, docs/tuning.md)")
     return p

@@ -29,7 +29,7 @@ DROP_COUNTS = ("round", "floor")  # synapses dropped per layer at an update: fra
 # the fields of sparsity.EvolverConfig besides density
 EVOLVER_KEYS = ("evolve", "allocation", "regrow", "drop_fraction", "update_interval", "evolve_until", "schedule",
                 "protect_new", "rescale_init", "drop_by", "regrow_dropped", "reset_state", "skip_step", "drop_count",
-                "prune", "prune_start", "l1", "temperature", "budget", "refill")
+                "prune", "prune_start", "l1", "temperature", "budget", "refill", "top_up")
 BUDGETS = ("mask", "on-chip")  # what the density counts: the mask's synapses, or those whose 8-bit weight is non-zero
 REFILLS = ("zero", "quantum", "late")  # where the on-chip budget's refill synapses start (EvolverConfig.refill)
 
@@ -166,6 +166,8 @@ class TrainConfig:
                              f"{self.method}")
         if ev.get("refill", "zero") not in REFILLS:
             raise ValueError(f"unknown refill {ev['refill']!r}; choose one of {', '.join(REFILLS)}")
+        if ev.get("top_up", False) and ev.get("budget", "mask") != "on-chip":
+            raise ValueError("--top-up rounds up what the on-chip budget misses at the end; add --budget on-chip")
         if ev.get("refill", "zero") != "zero" and ev.get("budget", "mask") != "on-chip":
             raise ValueError(f"refill {ev['refill']!r} places the synapses the on-chip budget grows; add --budget "
                              f"on-chip")

@@ -173,12 +173,12 @@ def test_drop_count_rounds_or_floors_fraction_times_active(drop_count, mask):
     assert w == pytest.approx([0.5, -0.1 if mask[1] else 0, 0.3 if mask[2] else 0, 0, 0, 0])
 
 
-@pytest.mark.parametrize("refill", ["zero", "quantum", "late"])
-def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill):
+@pytest.mark.parametrize("refill, top_up", [("zero", False), ("quantum", False), ("late", False), ("zero", True)])
+def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill, top_up):
     """Under budget="on-chip" a synapse whose quantized weight is zero is free: every update fills the layer's
     budget with synapses on chip (growing more at zero where they fall short, or at one step: on chip at once), a
     dense layer's quantized-away share goes to the others, and after the last step the masks hold exactly the
-    synapses on chip, no more than the budget."""
+    synapses on chip, no more than the budget (with `top_up`: exactly the budget)."""
     torch.manual_seed(0)
     net = Toy([(40, 30), (4, 40)])  # the ER allocation at 0.4 makes the small output layer dense
     opt = torch.optim.Adam(net.parameters(), lr=0.02)
@@ -186,7 +186,7 @@ def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill):
     for layer in net.layers:  # what SLAYER's 8-bit quantizer does, coarser
         layer.pre_hook_fx = lambda w: torch.round(w / step) * step
     cfg = EvolverConfig(density=0.4, regrow="random", update_interval=5, drop_fraction=0.3, evolve_until=0.5,
-                        budget="on-chip", refill=refill)
+                        budget="on-chip", refill=refill, top_up=top_up)
     weights = {f"l{i}": (m, m.weight) for i, m in enumerate(net.layers)}
     ev = MaskEvolver(weights, opt, cfg, total_steps=60, seed=0)
     assert ev.counts["l1"] == 160  # dense
@@ -209,6 +209,8 @@ def test_on_chip_budget_counts_the_synapses_that_survive_quantization(refill):
     assert ev.history[-1]["drop_fraction"] == 0  # updates after evolution: they only refill the budget
     live = on_chip()
     assert ev.active() == live and sum(live.values()) <= budget  # the masks are what goes on chip
+    if top_up:
+        assert sum(live.values()) == budget
     for k, w in ev.weights.items():
         assert torch.all(w[~ev.masks[k]] == 0)
 
@@ -236,6 +238,21 @@ def test_on_chip_refill_starts_at_zero_or_one_step_against_the_gradient(refill, 
     assert int(ev._on_chip()[0]["l"].sum()) == (3 if on_chip else 2)
 
 
+def test_top_up_rounds_the_largest_sub_quantum_synapses_up_to_one_step():
+    """At the end 3 synapses are on chip of a target of 5: of the sub-quantum ones (0.04, -0.045, 0.01) the two largest
+    become one step of their sign, the smallest leaves the mask with the synapse that never had a weight."""
+    layer = torch.nn.Linear(8, 1, bias=False)
+    layer.pre_hook_fx = lambda w: torch.round(w / 0.1) * 0.1
+    cfg = EvolverConfig(density=5 / 8, budget="on-chip", top_up=True)
+    ev = MaskEvolver({"l": (layer, layer.weight)}, torch.optim.Adam(layer.parameters()), cfg, total_steps=1)
+    ev.masks["l"].copy_(torch.tensor([[True] * 7 + [False]]))
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, -0.3, 0.2, 0.04, -0.045, 0.01, 0.0, 0.0]]))
+        ev._settle_on_chip()
+    assert layer.weight[0].tolist() == pytest.approx([0.5, -0.3, 0.2, 0.1, -0.1, 0.0, 0.0, 0.0])
+    assert ev.masks["l"][0].tolist() == [True] * 5 + [False] * 3
+
+
 def test_on_chip_budget_only_for_the_methods_that_swap():
     from esl_train.config import TrainConfig
 
@@ -245,6 +262,8 @@ def test_on_chip_budget_only_for_the_methods_that_swap():
         TrainConfig(evolver={"budget": "chip"}).validate()
     with pytest.raises(ValueError, match="add --budget on-chip"):
         TrainConfig(evolver={"refill": "quantum"}).validate()
+    with pytest.raises(ValueError, match="--top-up rounds up"):
+        TrainConfig(evolver={"top_up": True}).validate()
     with pytest.raises(ValueError, match="unknown refill"):
         TrainConfig(evolver={"budget": "on-chip", "refill": "one"}).validate()
 

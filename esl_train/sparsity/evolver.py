@@ -71,6 +71,9 @@ class EvolverConfig:
     # quantum), at one 8-bit step against its gradient, so it is on chip at once (a zero gradient leaves it at zero),
     # or "late": at zero while the masks evolve, at one step in the updates after evolution, which have no time left
     refill: str = "zero"
+    # under the on-chip budget, after the last step: a layer short of its budget rounds its largest sub-quantum
+    # synapses up to one step, so model.net holds the requested density (`_top_up`)
+    top_up: bool = False
 
 
 class MaskEvolver:
@@ -235,12 +238,16 @@ class MaskEvolver:
         for k, w in self.weights.items():
             quantize = getattr(self.modules[k], "pre_hook_fx", None)
             live[k] = self.masks[k] & (quantize(w) if quantize is not None else w).ne(0)
-        full = [k for k in self.weights if self.counts[k] == self.masks[k].numel()]
+        full = self._full()
         rest = [k for k in self.weights if k not in full]
         lost = sum(self.counts[k] - int(live[k].sum()) for k in full)
         share = sum(self.counts[k] for k in rest)
         targets = {k: self.counts[k] + (round(lost * self.counts[k] / share) if k in rest else 0) for k in live}
         return live, targets
+
+    def _full(self) -> list[str]:
+        """The layers whose budget is every synapse (ER makes small ones dense): they cannot grow."""
+        return [k for k in self.weights if self.counts[k] == self.masks[k].numel()]
 
     def _fit_on_chip(self, k: str, live: torch.Tensor, target: int) -> int:
         """Make layer k's synapses on chip `target`: grow as many more as they fall short (they start at zero, free
@@ -274,11 +281,26 @@ class MaskEvolver:
     def _settle_on_chip(self) -> None:
         """After the last training step: the sub-quantum synapses leave the masks and the weakest synapses beyond a
         layer's target with them, so the exported network holds at most the requested density."""
+        if self.config.top_up:  # the full layers first: what they recover no longer adds to the others' targets
+            for layers in (self._full(), [k for k in self.weights if k not in self._full()]):
+                live, targets = self._on_chip()
+                for k in layers:
+                    self._top_up(k, live[k], targets[k])
         live, targets = self._on_chip()
         for k, mask in self.masks.items():
             mask.copy_(live[k])
             self._fit_on_chip(k, live[k], min(targets[k], int(live[k].sum())))
             self.weights[k].mul_(mask)
+
+    def _top_up(self, k: str, live: torch.Tensor, target: int) -> None:
+        """Where layer k ends short of its target, its largest sub-quantum synapses round up to one step (their own
+        sign): the smallest change to the trained network that puts the budget on chip."""
+        w = self.weights[k]
+        pool = self.masks[k] & ~live & w.ne(0)
+        short, size = target - int(live.sum()), int(pool.sum())
+        if short > 0 and size > 0:
+            lifted = pool & ~drop_weakest(w, pool, max(size - short, 0))
+            w.copy_(torch.where(lifted, w.sign() * self._quantum(k), w))
 
     def _rate(self, k: str) -> torch.Tensor:
         """Layer k's input spike counts since the last update, shaped to broadcast against its weight."""
