@@ -282,7 +282,8 @@ class MaskEvolver:
         """After the last training step: the sub-quantum synapses leave the masks and the weakest synapses beyond a
         layer's target with them, so the exported network holds at most the requested density."""
         if self.config.top_up:  # the full layers first: what they recover no longer adds to the others' targets
-            for layers in (self._full(), [k for k in self.weights if k not in self._full()]):
+            full = self._full()
+            for layers in (full, [k for k in self.weights if k not in full]):
                 live, targets = self._on_chip()
                 for k in layers:
                     self._top_up(k, live[k], targets[k])
