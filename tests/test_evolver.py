@@ -253,6 +253,29 @@ def test_top_up_rounds_the_largest_sub_quantum_synapses_up_to_one_step():
     assert ev.masks["l"][0].tolist() == [True] * 5 + [False] * 3
 
 
+def test_top_up_leaves_a_dense_layer_off_chip_and_rounds_its_share_up_elsewhere():
+    """A dense layer's sub-quantum weight (0.03) is not rounded up: it leaves the chip, its share moves to the sparse
+    layer's target (5 + 1), which rounds up all three of its sub-quantum synapses; the total is exactly the budget."""
+    layers = [torch.nn.Linear(8, 1, bias=False), torch.nn.Linear(1, 2, bias=False)]
+    for layer in layers:
+        layer.pre_hook_fx = lambda w: torch.round(w / 0.1) * 0.1
+    cfg = EvolverConfig(density=0.7, budget="on-chip", top_up=True)
+    params = [p for layer in layers for p in layer.parameters()]
+    ev = MaskEvolver({f"l{i}": (m, m.weight) for i, m in enumerate(layers)}, torch.optim.Adam(params), cfg,
+                     total_steps=1)
+    ev.counts = {"l0": 5, "l1": 2}
+    ev.masks["l0"].copy_(torch.tensor([[True] * 7 + [False]]))
+    ev.masks["l1"].fill_(True)
+    assert ev._full() == ["l1"]
+    with torch.no_grad():
+        layers[0].weight.copy_(torch.tensor([[0.5, -0.3, 0.2, 0.04, -0.045, 0.01, 0.0, 0.0]]))
+        layers[1].weight.copy_(torch.tensor([[0.5], [0.03]]))
+        ev._settle_on_chip()
+    assert layers[0].weight[0].tolist() == pytest.approx([0.5, -0.3, 0.2, 0.1, -0.1, 0.1, 0.0, 0.0])
+    assert layers[1].weight[:, 0].tolist() == pytest.approx([0.5, 0.0])
+    assert ev.active() == {"l0": 6, "l1": 1}
+
+
 def test_on_chip_budget_only_for_the_methods_that_swap():
     from esl_train.config import TrainConfig
 
