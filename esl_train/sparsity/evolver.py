@@ -73,7 +73,7 @@ class EvolverConfig:
     refill: str = "zero"
     # under the on-chip budget, after the last step: a sparse layer short of its target rounds its largest
     # sub-quantum synapses up to one step, so model.net holds the requested density (`_top_up`); a dense layer's
-    # sub-quantum weights stay off chip (rounding hundreds of them up cost the MLP 6-10 points on validation)
+    # sub-quantum weights stay off chip (rounding hundreds of them up cost the MLP 6-11 points on validation)
     top_up: bool = False
 
 
