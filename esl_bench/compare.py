@@ -6,8 +6,10 @@ seen: the mean of the last `--last-k` epochs' accuracy of the whole split (test 
 evaluates on the validation split carved from training, which is what settings are chosen on).
 
 Resumable: each finished run is stored under <out>/compare_runs/<hash of its settings>.json and skipped when the
-sweep is started again; after every finished run the table (marked partial until all runs are in), the plots and
-<out>/<name>.json are rewritten from every stored run, so a sweep can be done in pieces and stopped at any time.
+sweep is started again; a run in progress trains in <out>/compare_runs/partial/<key>/ and, stopped, goes on from
+its last finished epoch (checkpoint.pt) when the sweep is started again. After every finished run the table (marked
+partial until all runs are in), the plots and <out>/<name>.json are rewritten from every stored run, so a sweep can
+be done in pieces and stopped at any time.
 `--shard K/N` trains only the missing runs whose key falls in share K of N: N invocations sharing the folder (a
 Slurm array, several machines) split a sweep between them, each run trained once."""
 
@@ -18,8 +20,8 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from esl_train.atomic import atomic_path, write_text
 from esl_train.config import DATASETS, KERNELS, METHODS, TrainConfig
 from esl_train.cli import HelpFormatter, Parser
 from esl_train.errors import UsageError, first_line
+from esl_train.runfolder import locked, remove_stale_temp_files
 
 DENSITIES = (0.2, 0.1, 0.05, 0.02, 0.01)
 # The benchmark protocol (docs/benchmarks.md): the benchmark set, a network it over-parameterises, paired seeds.
@@ -90,13 +93,18 @@ def _train_and_measure(job: dict) -> dict:
     from esl_train import trainer
 
     cfg = TrainConfig.from_dict(job["config"])
-    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
+    folder = Path(job["folder"])
+    with locked(folder):  # a second sweep asking for the same run gets an error line, not a shared folder
+        remove_stale_temp_files(folder)
         start = time.perf_counter()
-        r = trainer.Run(cfg, Path(folder))
+        r = trainer.Run(cfg, folder)
+        if (folder / trainer.CHECKPOINT).exists():  # stopped before: on from its last finished epoch
+            r.load_checkpoint()
+        resumed_at, earlier = r.epoch, r.epoch_seconds
         r.fit(progress=False, log=False)
         m = r.finish()
-        wall = time.perf_counter() - start
-        nf = netx_file.read(Path(folder) / "model.net")
+        wall = earlier + time.perf_counter() - start
+        nf = netx_file.read(folder / "model.net")
     n = min(SYNOPS_SAMPLES, len(r.data.test))
     x = torch.stack([r.data.test[i][0] for i in range(n)])
     with torch.no_grad():
@@ -119,7 +127,8 @@ def _train_and_measure(job: dict) -> dict:
         "turnover_per_update": float(np.mean([sum(u["swaps"].values()) / active for u in updates])) if updates else 0.0,
         "train_seconds": m["timing"]["train_seconds"], "evolver_share": m["timing"]["evolver_share"],
         **{k: m["training_cost"][k] for k in ("train_cost_vs_dense", "train_flops", "train_synops")},
-        "wall_seconds": wall, "cpu_cores": os.cpu_count(), "jobs": job.get("jobs"), "history": r.history,
+        "wall_seconds": wall, "resumed_at_epoch": resumed_at, "cpu_cores": os.cpu_count(), "jobs": job.get("jobs"),
+        "history": r.history,
     }
 
 
@@ -511,6 +520,9 @@ def main(argv=None) -> int:
     share = f" ({len(mine)} in shard {args.shard[0]}/{args.shard[1]})" if args.shard[1] > 1 else ""
     print(f"{len(todo)} runs: {len(runs)} stored, {len(pending)} to do{share}", flush=True)
     pending = [] if args.render_only else mine
+    partial = store / "partial"  # the runs in progress, each in its own folder
+    for j in pending:
+        j["folder"] = str(partial / j["key"])
     from tqdm import tqdm
 
     if pending:  # rendering alone needs neither Lava nor the data
@@ -530,6 +542,7 @@ def main(argv=None) -> int:
                         bar.write(f"run {run['label']} ({run['key']}) failed: {run['error']}", file=sys.stderr)
                         continue
                     write_text(store / f"{run['key']}.json", json.dumps(run))
+                    shutil.rmtree(partial / run["key"], ignore_errors=True)
                     runs = stored(store, todo)  # with the runs other shards have finished meanwhile
                     render(args, todo, runs, wall0 + time.perf_counter() - start)
                     if bar.disable:

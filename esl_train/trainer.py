@@ -118,6 +118,7 @@ class Run:
         self.epoch = 0
         self.history: list[dict] = []
         self.train_seconds = 0.0
+        self.epoch_seconds = 0.0  # wall time of the finished epochs (training and evaluation), over resumes
 
     def _check_density(self) -> None:
         """Refuse a density that leaves some layer less than one synapse (it would silently get one)."""
@@ -143,6 +144,7 @@ class Run:
             "evolver": self.evolver.state_dict() if self.evolver else None,
             "history": self.history,
             "train_seconds": self.train_seconds,
+            "epoch_seconds": self.epoch_seconds,
             "cost": self.cost.state_dict(),
             "world_size": self.world_size,  # each rank trains on its share: the run is not the same with more or fewer
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
@@ -164,6 +166,7 @@ class Run:
             if self.evolver:
                 self.evolver.load_state_dict(state["evolver"])
             self.epoch, self.history, self.train_seconds = state["epoch"], state["history"], state["train_seconds"]
+            self.epoch_seconds = state.get("epoch_seconds", self.train_seconds)  # older ones: training time only
             if "cost" in state:  # checkpoints older than the count resume with it from zero
                 self.cost.load_state_dict(state["cost"])
             torch.set_rng_state(state["rng"]["torch"])
@@ -286,6 +289,7 @@ class Run:
                 bar.write(f"epoch {self.epoch}/{cfg.epochs}  loss {loss_sum / seen:.3f}  train {correct / seen:.3f}  "
                           f"test {test_acc:.3f}  {h['samples_per_second']:,.0f} samples/s  "
                           f"file density {h['file_density']:.4f}")
+            self.epoch_seconds += time.perf_counter() - start
             self.save_checkpoint()
 
     # -- outputs -------------------------------------------------------------------------------

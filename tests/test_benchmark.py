@@ -306,6 +306,36 @@ def test_sweep_stores_each_run_and_resumes(tmp_path):
     md = (tmp_path / "benchmarks.md").read_text()
     assert "**Partial: 3 of 4 runs finished**" in md and "--render-only" not in md
     assert "render_only" not in json.loads((tmp_path / "compare.json").read_text())["settings"]
+    assert not any((tmp_path / "compare_runs" / "partial").iterdir())  # finished runs leave no folder behind
+
+
+@pytest.mark.timeout(300)
+def test_a_run_stopped_mid_sweep_goes_on_from_its_last_epoch_as_if_never_stopped(tmp_path, monkeypatch):
+    from esl_bench import compare
+    from esl_train import trainer
+
+    job = compare.jobs(compare.settings(["--quick", "--methods", "esl"]))[1]
+    save = trainer.Run.save_checkpoint
+
+    def stop_after_first_epoch(run):
+        save(run)
+        raise KeyboardInterrupt  # Ctrl-C, or the session's end, after the checkpoint of epoch 1
+
+    monkeypatch.setattr(trainer.Run, "save_checkpoint", stop_after_first_epoch)
+    folder = tmp_path / "partial" / job["key"]
+    with pytest.raises(KeyboardInterrupt):
+        compare._train_and_measure({**job, "folder": str(folder)})
+    assert (folder / trainer.CHECKPOINT).is_file() and not (folder / "model.net").exists()
+    monkeypatch.setattr(trainer.Run, "save_checkpoint", save)
+    resumed = compare._train_and_measure({**job, "folder": str(folder)})
+    whole = compare._train_and_measure({**job, "folder": str(tmp_path / "whole")})
+    assert resumed["resumed_at_epoch"] == 1 and whole["resumed_at_epoch"] == 0
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    for key in ("test_accuracy", "synapses", "file_density", "synops", "explored", "train_flops"):
+        assert resumed[key] == whole[key], key
+    for a, b in zip(resumed["history"], whole["history"]):
+        assert [a[k] for k in ("train_loss", "test_accuracy", "swapped")] == [b[k] for k in ("train_loss",
+                                                                                 "test_accuracy", "swapped")]
 
 
 def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
