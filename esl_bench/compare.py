@@ -98,8 +98,16 @@ def _train_and_measure(job: dict) -> dict:
         remove_stale_temp_files(folder)
         start = time.perf_counter()
         r = trainer.Run(cfg, folder)
-        if (folder / trainer.CHECKPOINT).exists():  # stopped before: on from its last finished epoch
-            r.load_checkpoint()
+        checkpoint = folder / trainer.CHECKPOINT
+        if checkpoint.exists():  # stopped before: on from its last finished epoch
+            try:
+                r.load_checkpoint()
+            except UsageError as e:
+                aside = checkpoint.with_name(checkpoint.name + ".damaged")
+                os.replace(checkpoint, aside)
+                print(f"warning: {str(e).split(';')[0]}; set aside as {aside.name}, the run starts again",
+                      file=sys.stderr, flush=True)
+                r = trainer.Run(cfg, folder)  # seeded anew: the same run as if never started
         resumed_at, earlier = r.epoch, r.epoch_seconds
         r.fit(progress=False, log=False)
         m = r.finish()
