@@ -333,6 +333,9 @@ def test_a_run_stopped_mid_sweep_goes_on_from_its_last_epoch_as_if_never_stopped
     assert [h["epoch"] for h in resumed["history"]] == [1, 2]
     for key in ("test_accuracy", "synapses", "file_density", "synops", "explored", "train_flops"):
         assert resumed[key] == whole[key], key
+    same = ("train_loss", "test_accuracy", "swapped")
+    for a, b in zip(resumed["history"], whole["history"]):
+        assert [a[k] for k in same] == [b[k] for k in same]
     # a damaged checkpoint (a disk that filled up, a copy cut short) is set aside and the run starts again
     stopped = tmp_path / "damaged"
     stopped.mkdir()
@@ -342,9 +345,6 @@ def test_a_run_stopped_mid_sweep_goes_on_from_its_last_epoch_as_if_never_stopped
     assert "checkpoint.pt is damaged or not this run's checkpoint (UnpicklingError); set aside" in err
     assert again["resumed_at_epoch"] == 0 and again["test_accuracy"] == whole["test_accuracy"]
     assert (stopped / "checkpoint.pt.damaged").read_bytes() == b"not a checkpoint"
-    for a, b in zip(resumed["history"], whole["history"]):
-        assert [a[k] for k in ("train_loss", "test_accuracy", "swapped")] == [b[k] for k in ("train_loss",
-                                                                                 "test_accuracy", "swapped")]
 
 
 def test_partial_sweep_renders_a_table_marked_partial(tmp_path):
